@@ -1,0 +1,83 @@
+"""Translate docker-py / requests exceptions into the backend's typed errors, with a fix."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import NoReturn
+
+from gpuconsole.backend.errors import (
+    ActionRejected,
+    ContainerNotFound,
+    DockerApiError,
+    GpuconsoleError,
+    HostUnreachable,
+)
+
+
+def unreachable(host: str, address: str, exc: BaseException, timeout: float) -> HostUnreachable:
+    """Name the likely cause: no engine, no permission, or an engine that does not answer."""
+    text = str(exc)
+    lowered = text.lower()
+    if "permission denied" in lowered:
+        reason = "permission denied on the engine's socket"
+        hint = (
+            "add your user to the docker group (sudo usermod -aG docker $USER, then log in "
+            "again) or point DOCKER_HOST at an engine you may use"
+        )
+    elif "timed out" in lowered or "timeout" in lowered:
+        reason = f"the engine did not answer within {timeout:g} s"
+        hint = "the engine may be overloaded or hung; check `systemctl status docker`"
+    elif (
+        "no such file" in lowered
+        or "connection refused" in lowered
+        or "connectionrefused" in lowered
+        or "filenotfound" in lowered
+    ):
+        reason = "no engine is listening there"
+        hint = (
+            "start the engine (sudo systemctl start docker) or set DOCKER_HOST / --docker-host "
+            "to the engine's address"
+        )
+    else:
+        reason = text.splitlines()[0] if text else type(exc).__name__
+        hint = "check that the Docker engine is running and DOCKER_HOST is right"
+    return HostUnreachable(host, address, reason, hint)
+
+
+def _explanation(exc: BaseException) -> str:
+    explanation = getattr(exc, "explanation", None)
+    if explanation:
+        return str(explanation)
+    return str(exc)
+
+
+@contextlib.contextmanager
+def engine_errors(
+    host: str, address: str, timeout: float, ref: str | None = None, action: str | None = None
+) -> Iterator[None]:
+    """Run one engine call; re-raise anything it throws as a GpuconsoleError."""
+    import docker.errors
+    import requests.exceptions
+
+    try:
+        yield
+    except GpuconsoleError:
+        raise
+    except docker.errors.NotFound as exc:
+        if ref is not None and "container" in _explanation(exc).lower():
+            raise ContainerNotFound(ref, host) from exc
+        raise DockerApiError(_explanation(exc), 404) from exc
+    except docker.errors.APIError as exc:
+        status = exc.status_code
+        what = f"{action} {ref}: " if action and ref else ""
+        message = what + _explanation(exc)
+        if status == 409 or (status == 304):
+            raise ActionRejected(message, status) from exc
+        raise DockerApiError(message, status) from exc
+    except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as exc:
+        raise unreachable(host, address, exc, timeout) from exc
+
+
+def raise_unreachable(host: str, address: str, exc: BaseException, timeout: float) -> NoReturn:
+    raise unreachable(host, address, exc, timeout) from exc

@@ -1,0 +1,68 @@
+"""The ``DockerHost`` protocol: what the UI and CLI may ask of any host, local or remote.
+
+The local engine implements it today; an SSH host will implement the same protocol by carrying
+the Docker API over its own connection, so nothing above the backend changes when it arrives.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from gpuconsole.backend.models import (
+    ContainerDetails,
+    ContainerStats,
+    ContainerSummary,
+    GpuRequest,
+    HostSnapshot,
+    HostStatus,
+)
+
+
+@runtime_checkable
+class EventWatch(Protocol):
+    """A running subscription to the engine's container events; ``close()`` ends it."""
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class DockerHost(Protocol):
+    """A Docker engine somewhere. Every call has a timeout and raises only GpuconsoleError."""
+
+    @property
+    def name(self) -> str:
+        """Short name shown in the UI and in ``--json`` output (``local`` for the local engine)."""
+        ...
+
+    @property
+    def address(self) -> str:
+        """Where the engine is reached, shown when it cannot be."""
+        ...
+
+    def status(self) -> HostStatus: ...
+
+    def list_containers(self, all: bool = True) -> tuple[ContainerSummary, ...]: ...
+
+    def stats(self, container_ids: list[str]) -> dict[str, ContainerStats]: ...
+
+    def gpu_requests(self, container_ids: list[str]) -> dict[str, GpuRequest]: ...
+
+    def snapshot(self, all: bool = True) -> HostSnapshot: ...
+
+    def inspect(self, ref: str) -> ContainerDetails: ...
+
+    def start(self, ref: str) -> None: ...
+
+    def stop(self, ref: str, timeout: int = 10) -> None: ...
+
+    def restart(self, ref: str, timeout: int = 10) -> None: ...
+
+    def remove(self, ref: str, force: bool = False) -> None: ...
+
+    def watch_events(self, on_event: EventCallback) -> EventWatch: ...
+
+    def close(self) -> None: ...
+
+
+class EventCallback(Protocol):
+    def __call__(self, action: str, container_id: str) -> None: ...

@@ -1,0 +1,318 @@
+"""The local Docker engine, reached through its socket with docker-py's low-level client.
+
+Design choices that matter for speed and robustness:
+- an explicit base_url (DOCKER_HOST, else the default socket): docker-py 7.2 would otherwise
+  follow the Docker CLI's current context, which may point somewhere else entirely;
+- every call has a timeout, and the client is built lazily, so a dead engine costs one timeout
+  and is retried on the next refresh instead of failing construction;
+- one list call per refresh (no per-container inspect); GPU requests, which only inspect shows,
+  never change for a container id, so each id is inspected once and cached;
+- CPU and memory from the cgroups in one pass, the stats API only for containers whose cgroup
+  is not visible from here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gpuconsole.backend.docker.cgroup_stats import CgroupStatsReader
+from gpuconsole.backend.docker.errors_map import engine_errors, unreachable
+from gpuconsole.backend.docker.host import EventCallback
+from gpuconsole.backend.docker.parse import (
+    details_from_inspect,
+    gpu_request_from_host_config,
+    stats_from_api,
+    summary_from_list,
+)
+from gpuconsole.backend.errors import GpuconsoleError
+from gpuconsole.backend.models import (
+    ContainerDetails,
+    ContainerStats,
+    ContainerSummary,
+    EngineState,
+    GpuRequest,
+    HostSnapshot,
+    HostStatus,
+)
+
+if TYPE_CHECKING:
+    import docker
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
+def default_docker_host() -> str:
+    """DOCKER_HOST when set, else the standard socket; never the CLI's context."""
+    return os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+
+
+def _socket_path(base_url: str) -> Path | None:
+    for prefix in ("unix://", "http+unix://"):
+        if base_url.startswith(prefix):
+            return Path(base_url[len(prefix) :])
+    return None
+
+
+class LocalDockerHost:
+    """A Docker engine on this machine (or any engine docker-py can reach by URL)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        name: str = "local",
+        timeout: int = 10,
+        use_cgroups: bool = True,
+    ) -> None:
+        self._name = name
+        self._base_url = base_url or default_docker_host()
+        self.timeout = timeout
+        self._use_cgroups = use_cgroups and _socket_path(self._base_url) is not None
+        self._client: docker.APIClient | None = None
+        self._client_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._info: dict[str, Any] = {}
+        self._version: dict[str, Any] = {}
+        self._cgroups: CgroupStatsReader | None = None
+        self._gpu_cache: dict[str, GpuRequest] = {}
+
+    # -- connection -------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def address(self) -> str:
+        return self._base_url
+
+    def _api(self) -> docker.APIClient:
+        with self._client_lock:
+            if self._client is not None:
+                return self._client
+            import docker
+
+            try:
+                client = docker.APIClient(
+                    base_url=self._base_url, version="auto", timeout=int(self.timeout)
+                )
+                self._version = client.version()
+                self._info = client.info()
+            except Exception as exc:
+                raise unreachable(self._name, self._base_url, exc, self.timeout) from exc
+            self._client = client
+            if self._use_cgroups and self._cgroups is None:
+                self._cgroups = CgroupStatsReader.for_this_machine(self._info.get("MemTotal"))
+            return client
+
+    def _drop_client(self) -> None:
+        with self._client_lock:
+            if self._client is not None:
+                with contextlib.suppress(Exception):
+                    self._client.close()
+            self._client = None
+
+    def _call(self, ref: str | None = None, action: str | None = None) -> Any:
+        return engine_errors(self._name, self._base_url, self.timeout, ref, action)
+
+    def status(self) -> HostStatus:
+        try:
+            api = self._api()
+            with self._call():
+                api.ping()
+        except GpuconsoleError as exc:
+            self._drop_client()
+            hint = getattr(exc, "hint", None)
+            reason = getattr(exc, "reason", str(exc))
+            return HostStatus(self._name, self._base_url, EngineState.DOWN, error=reason, hint=hint)
+        return self._up_status()
+
+    def _up_status(self) -> HostStatus:
+        return HostStatus(
+            self._name,
+            self._base_url,
+            EngineState.UP,
+            engine_version=self._version.get("Version"),
+            api_version=self._version.get("ApiVersion"),
+            cpus=self._info.get("NCPU"),
+            memory_bytes=self._info.get("MemTotal"),
+        )
+
+    def close(self) -> None:
+        self._drop_client()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def list_containers(self, all: bool = True) -> tuple[ContainerSummary, ...]:
+        api = self._api()
+        try:
+            with self._call():
+                raw = api.containers(all=all)
+        except GpuconsoleError as exc:
+            if type(exc).__name__ == "HostUnreachable":
+                self._drop_client()
+            raise
+        return tuple(summary_from_list(self._name, c) for c in raw)
+
+    def stats(self, container_ids: list[str]) -> dict[str, ContainerStats]:
+        """CPU and memory for running containers; cgroups first, the API for the rest."""
+        out: dict[str, ContainerStats] = {}
+        with self._stats_lock:
+            if self._cgroups is None and self._use_cgroups:
+                self._api()
+            if self._cgroups is not None:
+                out = self._cgroups.read(container_ids)
+        missing = [cid for cid in container_ids if cid not in out]
+        if missing:
+            out.update(self._api_stats(missing))
+        return out
+
+    def measured_stats(
+        self, container_ids: list[str], window: float = 0.25
+    ) -> dict[str, ContainerStats]:
+        """Stats with a measured CPU % for every container: two readings ``window`` apart."""
+        self.stats(container_ids)
+        time.sleep(window)
+        return self.stats(container_ids)
+
+    def _api_stats(self, container_ids: list[str]) -> dict[str, ContainerStats]:
+        api = self._api()
+
+        def one(cid: str) -> ContainerStats | None:
+            try:
+                with self._call(cid, "stats"):
+                    raw = api.stats(cid, stream=False)
+            except GpuconsoleError:
+                return None
+            cpu, mem, limit = stats_from_api(raw)
+            return ContainerStats(cid, cpu, mem, limit, source="api")
+
+        with ThreadPoolExecutor(max_workers=min(16, len(container_ids))) as pool:
+            results = list(pool.map(one, container_ids))
+        return {r.id: r for r in results if r is not None}
+
+    def gpu_requests(self, container_ids: list[str]) -> dict[str, GpuRequest]:
+        """GPUs requested per container; inspects only ids it has not seen before."""
+        unknown = [cid for cid in container_ids if cid not in self._gpu_cache]
+        if unknown:
+            api = self._api()
+
+            def one(cid: str) -> tuple[str, GpuRequest] | None:
+                try:
+                    with self._call(cid, "inspect"):
+                        raw = api.inspect_container(cid)
+                except GpuconsoleError:
+                    return None
+                return cid, gpu_request_from_host_config(raw.get("HostConfig") or {})
+
+            with ThreadPoolExecutor(max_workers=min(8, len(unknown))) as pool:
+                for item in pool.map(one, unknown):
+                    if item is not None:
+                        self._gpu_cache[item[0]] = item[1]
+        wanted = set(container_ids)
+        for gone in set(self._gpu_cache) - wanted:
+            del self._gpu_cache[gone]
+        return {cid: self._gpu_cache[cid] for cid in container_ids if cid in self._gpu_cache}
+
+    def snapshot(self, all: bool = True) -> HostSnapshot:
+        """One full refresh: list, CPU and memory of the running ones, GPU requests."""
+        containers = self.list_containers(all=all)
+        running = [c.id for c in containers if c.running]
+        stats = self.stats(running) if running else {}
+        gpus = self.gpu_requests([c.id for c in containers]) if containers else {}
+        return HostSnapshot(self._up_status(), containers, stats, gpus, time.time())
+
+    def inspect(self, ref: str) -> ContainerDetails:
+        api = self._api()
+        with self._call(ref, "inspect"):
+            raw = api.inspect_container(ref)
+        return details_from_inspect(self._name, raw)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def start(self, ref: str) -> None:
+        api = self._api()
+        with self._call(ref, "start"):
+            api.start(ref)
+
+    def stop(self, ref: str, timeout: int = 10) -> None:
+        api = self._api()
+        with self._call(ref, "stop"):
+            api.stop(ref, timeout=timeout)
+
+    def restart(self, ref: str, timeout: int = 10) -> None:
+        api = self._api()
+        with self._call(ref, "restart"):
+            api.restart(ref, timeout=timeout)
+
+    def remove(self, ref: str, force: bool = False) -> None:
+        api = self._api()
+        from gpuconsole.backend.errors import ActionRejected
+
+        try:
+            with self._call(ref, "remove"):
+                api.remove_container(ref, force=force)
+        except ActionRejected as exc:
+            if "running" in str(exc).lower() and not force:
+                raise ActionRejected(
+                    f"container {ref!r} is running: stop it first, or force the removal "
+                    "(rm -f / confirm again)",
+                    exc.status,
+                ) from exc
+            raise
+
+    # -- events -----------------------------------------------------------------------------
+
+    def watch_events(self, on_event: EventCallback) -> _EventWatch:
+        watch = _EventWatch(self, on_event)
+        watch.start()
+        return watch
+
+
+class _EventWatch:
+    """Follows the engine's container events in a daemon thread, reconnecting with backoff.
+
+    The callback runs in that thread; callers hand the news over to their own loop.
+    """
+
+    def __init__(self, host: LocalDockerHost, on_event: EventCallback) -> None:
+        self._host = host
+        self._on_event = on_event
+        self._closed = threading.Event()
+        self._stream: Any = None
+        self._thread = threading.Thread(target=self._run, name="docker-events", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        delay = 0.5
+        while not self._closed.is_set():
+            try:
+                api = self._host._api()
+                self._stream = api.events(decode=True, filters={"type": "container"})
+                delay = 0.5
+                # A reconnect may have missed events: tell the listener to refresh everything.
+                self._on_event("reconnect", "")
+                for event in self._stream:
+                    if self._closed.is_set():
+                        return
+                    action = str(event.get("Action") or event.get("status") or "")
+                    self._on_event(action, str(event.get("id", "")))
+            except Exception:
+                pass
+            if self._closed.wait(delay):
+                return
+            delay = min(delay * 2, 5.0)
+
+    def close(self) -> None:
+        self._closed.set()
+        stream = self._stream
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.close()

@@ -1,0 +1,169 @@
+"""Parse ``nvidia-smi --query-gpu`` / ``--query-compute-apps`` CSV into GPU values.
+
+nvidia-smi is the only telemetry a remote host offers without installing anything, and it marks
+missing readings in-band (``[N/A]``, ``[Not Supported]``, ``[Unknown Error]``, ``[GPU is lost]``).
+Those must become ``None`` rather than a crash or a 0, and a "GPU is lost" reading must say which
+GPU fell off the bus. Both ``nounits`` and with-units output are accepted so a header captured by
+hand parses the same as the stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from gpuconsole.backend.gpu.models import GpuProcess, GpuSample
+
+MIB = 1024 * 1024
+
+#: The fields the stream asks for, in order. ``parse_gpu_line`` defaults to this order.
+QUERY_GPU_FIELDS: tuple[str, ...] = (
+    "index",
+    "uuid",
+    "name",
+    "memory.used",
+    "memory.total",
+    "utilization.gpu",
+    "utilization.memory",
+    "power.draw",
+    "power.limit",
+    "temperature.gpu",
+    "clocks.sm",
+    "fan.speed",
+)
+
+QUERY_APPS_FIELDS: tuple[str, ...] = ("pid", "process_name", "used_memory", "gpu_uuid")
+
+#: nvidia-smi echoes some fields under a longer name in CSV headers.
+_ALIASES = {
+    "clocks.current.sm": "clocks.sm",
+    "clocks.current.memory": "clocks.mem",
+    "gpu_name": "name",
+    "gpu_uuid": "uuid",
+}
+
+_LOST_MARKERS = ("gpu is lost", "gpu requires reset")
+
+
+class SmiParseError(ValueError):
+    """A line is not query output (an nvidia-smi error message, a truncated line)."""
+
+
+def query_gpu_args(fields: Sequence[str] = QUERY_GPU_FIELDS) -> list[str]:
+    return [f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"]
+
+
+def query_apps_args() -> list[str]:
+    return [f"--query-compute-apps={','.join(QUERY_APPS_FIELDS)}", "--format=csv,noheader,nounits"]
+
+
+def _is_missing(raw: str) -> bool:
+    return not raw or (raw.startswith("[") and raw.endswith("]")) or raw == "N/A"
+
+
+def _number(raw: str) -> float | None:
+    """``"76.67"`` or ``"76.67 W"`` -> 76.67; in-band markers -> None."""
+    raw = raw.strip()
+    if _is_missing(raw):
+        return None
+    head = raw.split(" ", 1)[0]
+    try:
+        return float(head)
+    except ValueError:
+        return None
+
+
+def _int(raw: str) -> int | None:
+    value = _number(raw)
+    return None if value is None else round(value)
+
+
+def _mib_to_bytes(raw: str) -> int | None:
+    value = _number(raw)
+    return None if value is None else round(value * MIB)
+
+
+def field_names_from_header(header: str) -> tuple[str, ...]:
+    """``"memory.used [MiB], clocks.current.sm [MHz]"`` -> ``("memory.used", "clocks.sm")``."""
+    names = []
+    for column in header.split(","):
+        name = column.strip().split(" [", 1)[0].strip()
+        names.append(_ALIASES.get(name, name))
+    return tuple(names)
+
+
+def parse_gpu_line(line: str, fields: Sequence[str] = QUERY_GPU_FIELDS) -> GpuSample:
+    """One CSV line of ``--query-gpu`` -> GpuSample; raises SmiParseError on anything else."""
+    columns = [c.strip() for c in line.split(",")]
+    if len(columns) != len(fields):
+        raise SmiParseError(
+            f"expected {len(fields)} columns from nvidia-smi, got: {line.strip()!r}"
+        )
+    row = {_ALIASES.get(f, f): v for f, v in zip(fields, columns, strict=True)}
+    index = _int(row.get("index", ""))
+    if index is None:
+        raise SmiParseError(f"no GPU index in nvidia-smi line: {line.strip()!r}")
+    lost = any(m in c.lower() for c in columns for m in _LOST_MARKERS)
+    name = row.get("name", "")
+    uuid = row.get("uuid", "")
+    return GpuSample(
+        index=index,
+        uuid="" if _is_missing(uuid) else uuid,
+        name="" if _is_missing(name) else name,
+        memory_used_bytes=_mib_to_bytes(row.get("memory.used", "")),
+        memory_total_bytes=_mib_to_bytes(row.get("memory.total", "")),
+        utilization_gpu_percent=_int(row.get("utilization.gpu", "")),
+        utilization_memory_percent=_int(row.get("utilization.memory", "")),
+        power_w=_number(row.get("power.draw", "")),
+        power_limit_w=_number(row.get("power.limit", "")),
+        temperature_c=_int(row.get("temperature.gpu", "")),
+        sm_clock_mhz=_int(row.get("clocks.sm", "")),
+        fan_percent=_int(row.get("fan.speed", "")),
+        error=f"GPU {index} fell off the bus" if lost else None,
+    )
+
+
+def parse_gpu_csv(text: str, fields: Sequence[str] = QUERY_GPU_FIELDS) -> tuple[GpuSample, ...]:
+    """A whole ``--query-gpu`` output; a header line (``--format=csv``) overrides ``fields``."""
+    samples: list[GpuSample] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line.lstrip().startswith("index") and not samples:
+            fields = field_names_from_header(line)
+            continue
+        samples.append(parse_gpu_line(line, fields))
+    return tuple(samples)
+
+
+def parse_apps_line(line: str, uuid_to_index: Mapping[str, int]) -> GpuProcess:
+    """One ``--query-compute-apps=pid,process_name,used_memory,gpu_uuid`` line.
+
+    Split from both ends so a process name with a comma in it still parses.
+    """
+    columns = [c.strip() for c in line.split(",")]
+    if len(columns) < 4:
+        raise SmiParseError(f"expected 4 columns from nvidia-smi, got: {line.strip()!r}")
+    pid = _int(columns[0])
+    if pid is None:
+        raise SmiParseError(f"no PID in nvidia-smi line: {line.strip()!r}")
+    uuid = columns[-1]
+    name = ",".join(columns[1:-2]).strip()
+    return GpuProcess(
+        pid=pid,
+        gpu_index=uuid_to_index.get(uuid, -1),
+        gpu_uuid=uuid,
+        used_memory_bytes=_mib_to_bytes(columns[-2]),
+        process_name=None if _is_missing(name) else name,
+    )
+
+
+def parse_apps_csv(text: str, uuid_to_index: Mapping[str, int]) -> tuple[GpuProcess, ...]:
+    """Whole compute-apps output; empty output means no process (not an error)."""
+    procs = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("pid"):
+            continue
+        if "no running" in line.lower():
+            continue
+        procs.append(parse_apps_line(line, uuid_to_index))
+    return tuple(procs)

@@ -1,0 +1,260 @@
+"""GPU telemetry from ONE long-lived ``nvidia-smi --query-gpu ... -lms N`` process.
+
+A ``nvidia-smi`` process costs ~35 ms of CPU; at 1 Hz over eight hosts one process per sample
+would cost more than the console itself. So one stream is kept open per host and a daemon
+thread parses each line into a latest-value slot that ``sample()`` copies (cheap, no I/O). The
+process list changes slowly and has no stream form that tells "nothing running" from "no output
+yet", so it is a one-shot ``--query-compute-apps`` at a lower rate, run by the same reader thread.
+The command runner is injectable: remote hosts supply one that runs over their SSH connection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+
+from gpuconsole.backend.gpu.models import GpuProcess, GpuSample, GpuSnapshot, GpuSourceState
+from gpuconsole.backend.gpu.runner import (
+    CommandError,
+    CommandRunner,
+    LineStream,
+    LocalCommandRunner,
+)
+from gpuconsole.backend.gpu.smi_parser import (
+    SmiParseError,
+    parse_apps_csv,
+    parse_gpu_line,
+    query_apps_args,
+    query_gpu_args,
+)
+
+
+def describe_smi_message(line: str) -> str:
+    """Turn an nvidia-smi complaint into the sentence the console shows."""
+    low = line.lower()
+    if "couldn't communicate with the nvidia driver" in low or "driver/library" in low:
+        if "mismatch" in low:
+            return f"NVIDIA driver/library version mismatch: {line}"
+        return f"no NVIDIA driver on this host (nvidia-smi: {line})"
+    if "no devices were found" in low:
+        return "no NVIDIA GPU on this host"
+    if "gpu is lost" in low:
+        return f"a GPU fell off the bus ({line})"
+    return f"nvidia-smi: {line}"
+
+
+class SmiStreamSource:
+    """GpuSource reading a persistent nvidia-smi stream through a CommandRunner."""
+
+    def __init__(
+        self,
+        runner: CommandRunner | None = None,
+        *,
+        host: str = "local",
+        interval: float = 1.0,
+        process_interval: float = 5.0,
+        executable: str = "nvidia-smi",
+        restart_delay: float = 5.0,
+        stale_after: float | None = None,
+        command_timeout: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._runner: CommandRunner = runner or LocalCommandRunner()
+        self._host = host
+        self._interval = interval
+        self._process_interval = process_interval
+        self._executable = executable
+        self._restart_delay = restart_delay
+        self._stale_after = stale_after if stale_after is not None else max(5.0, 3 * interval)
+        self._command_timeout = command_timeout
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._lock = threading.Lock()
+        self._stream: LineStream | None = None
+        self._thread: threading.Thread | None = None
+        self._latest: dict[int, GpuSample] = {}
+        self._gpu_at: dict[int, float] = {}
+        self._processes: tuple[GpuProcess, ...] = ()
+        self._processes_at: float | None = None
+        self._line_at: float | None = None
+        self._line_wall: float | None = None
+        self._error: str | None = None
+        self._error_at: float | None = None
+        self._apps_error: str | None = None
+        self._ended_at: float | None = None
+        self._closed = False
+        #: How many long-lived streams were started (1 unless the stream died and was restarted).
+        self.spawns = 0
+
+    @property
+    def name(self) -> str:
+        return "nvidia-smi"
+
+    @property
+    def host(self) -> str:
+        return self._host
+
+    @property
+    def replayed(self) -> bool:
+        return False
+
+    @property
+    def argv(self) -> list[str]:
+        ms = max(1, round(self._interval * 1000))
+        return [self._executable, *query_gpu_args(), "-lms", str(ms)]
+
+    def start(self) -> None:
+        """Start the stream unless it runs (or died less than ``restart_delay`` ago)."""
+        with self._lock:
+            if self._closed or (self._thread is not None and self._thread.is_alive()):
+                return
+            if self._ended_at is not None and self._clock() - self._ended_at < self._restart_delay:
+                return
+            self._ended_at = None
+        self.spawns += 1
+        try:
+            stream = self._runner.stream(self.argv)
+        except CommandError as err:
+            with self._lock:
+                self._set_error(str(err))
+                self._ended_at = self._clock()
+            return
+        self._stream = stream
+        self._thread = threading.Thread(
+            target=self._read, args=(stream,), name=f"nvidia-smi stream {self._host}", daemon=True
+        )
+        self._thread.start()
+
+    def _set_error(self, message: str) -> None:
+        self._error = message
+        self._error_at = self._clock()
+
+    def _read(self, stream: LineStream) -> None:
+        for raw in stream:
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                gpu = parse_gpu_line(line)
+            except SmiParseError:
+                with self._lock:
+                    self._set_error(describe_smi_message(line))
+                continue
+            now = self._clock()
+            with self._lock:
+                self._latest[gpu.index] = gpu
+                self._gpu_at[gpu.index] = now
+                self._line_at = now
+                self._line_wall = self._wall_clock()
+                round_done = gpu.index == max(self._latest)
+                due = (
+                    self._processes_at is None or now - self._processes_at >= self._process_interval
+                )
+            if round_done and due:
+                self._query_processes()
+        with self._lock:
+            self._ended_at = self._clock()
+            if not self._closed:
+                # Keep what nvidia-smi said just before it exited (the driver message); an
+                # old complaint from hours ago is not the reason it stopped.
+                said = self._error_at is not None and self._ended_at - self._error_at < 1.0
+                self._set_error(
+                    self._error if said and self._error else "nvidia-smi stopped streaming"
+                )
+
+    def _query_processes(self) -> None:
+        try:
+            text = self._runner.run(
+                [self._executable, *query_apps_args()], timeout=self._command_timeout
+            )
+            procs = parse_apps_csv(text, {})
+        except (CommandError, SmiParseError) as err:
+            with self._lock:
+                self._processes_at = self._clock()
+                self._apps_error = f"cannot list GPU processes: {err}"
+            return
+        with self._lock:
+            self._processes = procs
+            self._processes_at = self._clock()
+            self._apps_error = None
+
+    def sample(self) -> GpuSnapshot:
+        self.start()
+        now = self._clock()
+        with self._lock:
+            gpus = tuple(self._latest[i] for i in sorted(self._latest))
+            gpu_at = dict(self._gpu_at)
+            processes = self._processes
+            line_at, line_wall = self._line_at, self._line_wall
+            error = self._error
+            recent_error = self._error_at is not None and now - self._error_at <= self._stale_after
+            apps_error = self._apps_error
+            running = self._ended_at is None and self._thread is not None
+        by_uuid = {g.uuid: g.index for g in gpus}
+        processes = tuple(
+            dataclasses.replace(p, gpu_index=by_uuid[p.gpu_uuid])
+            if p.gpu_index < 0 and p.gpu_uuid in by_uuid
+            else p
+            for p in processes
+        )
+        timestamp = line_wall if line_wall is not None else self._wall_clock()
+        if not gpus:
+            state = (
+                GpuSourceState.STARTING if running and error is None else GpuSourceState.UNAVAILABLE
+            )
+            return GpuSnapshot(
+                host=self._host, source=self.name, state=state, timestamp=timestamp, error=error
+            )
+        if line_at is not None and now - line_at <= self._stale_after:
+            # The stream is alive but one GPU stopped appearing in it: nvidia-smi prints an
+            # error line instead of that GPU's row when it falls off the bus.
+            gpus = tuple(
+                GpuSample(
+                    index=g.index,
+                    uuid=g.uuid,
+                    name=g.name,
+                    memory_total_bytes=g.memory_total_bytes,
+                    error=f"GPU {g.index} stopped answering",
+                )
+                if now - gpu_at.get(g.index, now) > self._stale_after and not g.error
+                else g
+                for g in gpus
+            )
+        lost = [g.error for g in gpus if g.error]
+        if line_at is not None and now - line_at > self._stale_after:
+            state = GpuSourceState.STALE
+            error = f"no reading from nvidia-smi for {now - line_at:.0f} s" + (
+                f" ({error})" if error else ""
+            )
+        elif lost or recent_error or apps_error:
+            state = GpuSourceState.DEGRADED if lost else GpuSourceState.OK
+            messages = [e for e in lost if e]
+            if recent_error and error:
+                messages.append(error)
+            if apps_error:
+                messages.append(apps_error)
+            error = "; ".join(messages)
+        else:
+            state, error = GpuSourceState.OK, None
+        return GpuSnapshot(
+            host=self._host,
+            source=self.name,
+            state=state,
+            timestamp=timestamp,
+            gpus=gpus,
+            processes=processes,
+            error=error or None,
+        )
+
+    def close(self) -> None:
+        """Stop the nvidia-smi process; the reader thread ends at its EOF."""
+        with self._lock:
+            self._closed = True
+            stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
+        if self._thread is not None:
+            self._thread.join(timeout=2)

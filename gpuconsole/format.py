@@ -1,0 +1,115 @@
+"""Pure presentation of backend values as text, shared by the TUI and the CLI.
+
+One place decides how a missing value looks ("N/A"), how sizes and ports read, and how a GPU
+request is summarised, so the table, the details screen and ``gpuconsole ps`` always agree.
+"""
+
+from __future__ import annotations
+
+import re
+
+from gpuconsole.backend.models import ContainerSummary, GpuRequest, PortMapping
+
+NA = "N/A"
+NONE = "-"
+
+_SECRET = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
+MASK = "••••••"
+
+
+def na(value: object | None, text: str | None = None) -> str:
+    """The one place a missing reading becomes 'N/A'."""
+    if value is None:
+        return NA
+    return text if text is not None else str(value)
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return NA
+    import humanize
+
+    return str(humanize.naturalsize(n, binary=True, format="%.1f"))
+
+
+def cpu_percent(value: float | None, running: bool = True) -> str:
+    if not running:
+        return NONE
+    return na(value, f"{value:.1f}%" if value is not None else None)
+
+
+def memory(used: int | None, limit: int | None, running: bool = True) -> str:
+    if not running:
+        return NONE
+    if used is None:
+        return NA
+    return f"{size(used)} / {size(limit)}"
+
+
+def port(p: PortMapping) -> str:
+    if p.host_port is None:
+        return f"{p.private_port}/{p.protocol}"
+    ip = p.host_ip or ""
+    if ip in ("", "0.0.0.0", "::"):
+        ip = "*" if ip in ("0.0.0.0", "::") else ""
+    where = f"{ip}:{p.host_port}" if ip else str(p.host_port)
+    return f"{where}→{p.private_port}/{p.protocol}"
+
+
+def ports(items: tuple[PortMapping, ...]) -> str:
+    """Published ports; an IPv4 and IPv6 binding of the same port count once."""
+    seen: list[str] = []
+    for p in items:
+        if p.host_ip == "::" and any(
+            q.host_ip == "0.0.0.0" and q.host_port == p.host_port for q in items
+        ):
+            continue
+        text = port(p)
+        if text not in seen:
+            seen.append(text)
+    return ", ".join(seen) if seen else NONE
+
+
+def gpus(request: GpuRequest | None) -> str:
+    """'all', '0,1', 'any 2' or '-' (none requested); N/A when not known yet."""
+    if request is None:
+        return NA
+    if request.all:
+        return "all"
+    if request.device_ids:
+        return ",".join(request.device_ids)
+    if request.count:
+        return f"any {request.count}"
+    return NONE
+
+
+def gpus_json(request: GpuRequest | None) -> str | None:
+    if request is None:
+        return None
+    text = gpus(request)
+    return "none" if text == NONE else text
+
+
+def image(name: str, width: int = 40) -> str:
+    """Shorten a long image reference from the left so the tag always stays visible."""
+    if len(name) <= width:
+        return name
+    return "…" + name[-(width - 1) :]
+
+
+def masked_env(key: str, value: str) -> str:
+    return MASK if _SECRET.search(key) and value else value
+
+
+def is_secret(key: str) -> bool:
+    return bool(_SECRET.search(key))
+
+
+def variant(summary: ContainerSummary) -> str:
+    return summary.variant or NONE
+
+
+def duration_s(seconds: float) -> str:
+    import humanize
+
+    return str(humanize.naturaldelta(seconds))

@@ -1,0 +1,22 @@
+"""Where the packaged .tcss styles live, in a wheel, an editable install or a source checkout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def styles_dir() -> Path:
+    """The wheel carries ``gpuconsole/styles``; a checkout (or editable install) has ``styles/``
+    beside the package. Both are tried, in that order."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "styles", here.parent / "styles"):
+        if (candidate / "app.tcss").is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"gpuconsole's styles are missing (looked in {here / 'styles'} and "
+        f"{here.parent / 'styles'}); reinstall the package"
+    )
+
+
+def stylesheet(name: str = "app.tcss") -> Path:
+    return styles_dir() / name

@@ -1,0 +1,1 @@
+"""Textual front end. Imports the backend; the backend never imports this."""

@@ -1,0 +1,32 @@
+"""Messages posted from poller threads to the screen (Textual's post_message is thread-safe)."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from gpuconsole.backend.models import HostSnapshot, HostStatus
+
+
+class SnapshotReady(Message):
+    """A full refresh of one host arrived."""
+
+    def __init__(self, snapshot: HostSnapshot) -> None:
+        self.snapshot = snapshot
+        super().__init__()
+
+
+class HostDown(Message):
+    """The host's engine could not be reached on the last attempt."""
+
+    def __init__(self, status: HostStatus, attempt: int) -> None:
+        self.status = status
+        self.attempt = attempt
+        super().__init__()
+
+
+class PollFailed(Message):
+    """A refresh failed for a reason other than an unreachable engine."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+        super().__init__()

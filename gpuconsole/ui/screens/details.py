@@ -1,0 +1,107 @@
+"""Everything about one container: image, command, limits, mounts, ports, labels, env.
+
+Values of variables whose names look secret (TOKEN, PASSWORD, SECRET, KEY) are masked: this
+screen is often on a shared screen or in a screenshot.
+"""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static
+
+from gpuconsole import format as fmt
+from gpuconsole.backend.docker.host import DockerHost
+from gpuconsole.backend.errors import GpuconsoleError
+from gpuconsole.backend.models import ContainerDetails
+
+
+def _section(title: str) -> Text:
+    return Text(f"\n{title}\n", style="bold underline")
+
+
+def render_details(d: ContainerDetails) -> Table:
+    s = d.summary
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold cyan", no_wrap=True)
+    grid.add_column(overflow="fold")
+
+    def row(label: str, value: str | Text) -> None:
+        grid.add_row(label, value if isinstance(value, Text) else Text(value))
+
+    row("Name", s.name)
+    row("ID", s.id)
+    row("Image", s.image)
+    row("Command", " ".join(d.entrypoint + d.command) or fmt.NONE)
+    row("Created", d.created_iso)
+    row("State", s.state + (f" (exit code {d.exit_code})" if s.state == "exited" else ""))
+    if d.started_at:
+        row("Started", d.started_at)
+    if d.finished_at and s.state != "running":
+        row("Finished", d.finished_at)
+    row("Restart", d.restart_policy)
+    row("Variant", s.variant or fmt.NONE)
+    row("", "")
+    row("Memory limit", fmt.size(d.memory_limit_bytes) if d.memory_limit_bytes else "unlimited")
+    row("CPUs", f"{d.nano_cpus / 1e9:g}" if d.nano_cpus else "unlimited")
+    row("Shm size", fmt.size(d.shm_size_bytes) if d.shm_size_bytes else "default (64 MiB)")
+    row("GPUs", fmt.gpus(d.gpus))
+    if d.ulimits:
+        row("Ulimits", ", ".join(f"{n}={soft}:{hard}" for n, soft, hard in d.ulimits))
+    row("", "")
+    if d.mounts:
+        for i, m in enumerate(d.mounts):
+            row(
+                "Mounts" if i == 0 else "",
+                f"{m.source} → {m.destination}{' (ro)' if m.read_only else ''} [{m.type}]",
+            )
+    else:
+        row("Mounts", Text("none — data written inside dies with the container", style="yellow"))
+    row("Ports", fmt.ports(d.ports))
+    for i, (k, v) in enumerate(d.labels):
+        row("Labels" if i == 0 else "", f"{k}={v}")
+    for i, (k, v) in enumerate(d.env):
+        row("Env" if i == 0 else "", f"{k}={fmt.masked_env(k, v)}")
+    return grid
+
+
+class DetailsScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape", "dismiss", "Back"),
+        Binding("q", "dismiss", "Back", show=False),
+    ]
+
+    def __init__(self, host: DockerHost, container_id: str, name: str) -> None:
+        super().__init__()
+        self._host = host
+        self._container_id = container_id
+        self._name = name
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="details"):
+            yield Static(f"Container {self._name}", id="details-title")
+            yield Static("Loading…", id="details-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._load()
+
+    @work(thread=True, exclusive=True, group="details", exit_on_error=False)
+    def _load(self) -> None:
+        try:
+            details = self._host.inspect(self._container_id)
+        except GpuconsoleError as exc:
+            self.app.call_from_thread(self._show_error, str(exc))
+            return
+        self.app.call_from_thread(self._show, details)
+
+    def _show(self, details: ContainerDetails) -> None:
+        self.query_one("#details-body", Static).update(render_details(details))
+
+    def _show_error(self, message: str) -> None:
+        self.query_one("#details-body", Static).update(Text(message, style="red"))

@@ -1,0 +1,93 @@
+"""Shared fixtures: the real Docker engine the test set-up starts, and containers on it.
+
+Engine tests need `scripts/test` (or any reachable engine in DOCKER_HOST); without one they fail
+with a message saying so, rather than skipping silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+TEST_IMAGE = os.environ.get("GPUCONSOLE_TEST_IMAGE", "gpuconsole-test/busybox:1")
+TEST_LABEL = "gpuconsole-test"
+
+
+def engine_url() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    import docker
+
+    try:
+        client = docker.DockerClient(base_url=engine_url(), version="auto", timeout=30)
+        client.images.get(TEST_IMAGE)
+    except Exception as exc:
+        pytest.fail(
+            f"no usable Docker engine at {engine_url()} with image {TEST_IMAGE} ({exc}); "
+            "run the suite through scripts/test, which starts one",
+            pytrace=False,
+        )
+    yield client
+    for c in client.containers.list(all=True, filters={"label": TEST_LABEL}):
+        c.remove(force=True)
+    client.close()
+
+
+@pytest.fixture
+def make_container(docker_client: Any) -> Iterator[Callable[..., Any]]:
+    """Create (and by default start) a labelled busybox container; removed after the test."""
+    made: list[Any] = []
+
+    def make(
+        command: str | list[str] = "sleep 3600",
+        name: str | None = None,
+        start: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        labels = {TEST_LABEL: "1", **kwargs.pop("labels", {})}
+        name = name or f"gpct-{uuid.uuid4().hex[:8]}"
+        cmd = ["sh", "-c", command] if isinstance(command, str) else command
+        container = docker_client.containers.create(
+            TEST_IMAGE, cmd, name=name, labels=labels, **kwargs
+        )
+        made.append(container)
+        if start:
+            container.start()
+        container.reload()
+        return container
+
+    yield make
+    for c in made:
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+
+
+@pytest.fixture
+def local_host() -> Iterator[Any]:
+    from gpuconsole.backend.docker.local import LocalDockerHost
+
+    host = LocalDockerHost(base_url=engine_url())
+    yield host
+    host.close()

@@ -1,0 +1,229 @@
+"""Driving the console with its keys against the real engine, checking the table and the engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import engine_url
+from textual.widgets import Input, Static
+from uihelpers import engine_until, notifications, until
+
+from gpuconsole.backend.docker.local import LocalDockerHost
+from gpuconsole.ui.app import GpuconsoleApp
+from gpuconsole.ui.screens.confirm import ConfirmScreen
+from gpuconsole.ui.screens.details import DetailsScreen
+from gpuconsole.ui.screens.help import HelpScreen
+from gpuconsole.ui.widgets.containers_table import ContainersTable
+
+
+def make_app(read_only: bool = False) -> GpuconsoleApp:
+    return GpuconsoleApp(LocalDockerHost(engine_url()), read_only=read_only, refresh_seconds=0.5)
+
+
+def table(app: GpuconsoleApp) -> ContainersTable:
+    return app.screen.query_one(ContainersTable)
+
+
+def row_text(app: GpuconsoleApp, cid: str) -> list[str]:
+    return [str(cell) for cell in table(app).get_row(cid)]
+
+
+def state(c: Any) -> str:
+    c.reload()
+    return str(c.status)
+
+
+async def test_table_shows_containers_and_updates_by_diff(make_container) -> None:  # type: ignore[no-untyped-def]
+    c = make_container(
+        "while :; do :; done",
+        ports={"8888/tcp": ("127.0.0.1", None)},
+        labels={"gpuconsole.variant": "jupyter"},
+    )
+    app = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        t = table(app)
+        await until(pilot, lambda: c.id in t.containers, what="the container's row")
+        name, image, status, _cpu, _mem, gpus, variant, ports = row_text(app, c.id)
+        assert name == c.name and image == "gpuconsole-test/busybox:1"
+        assert status.startswith("Up")
+        assert gpus == "-" and variant == "jupyter"
+        assert ports.startswith("127.0.0.1:") and ports.endswith("→8888/tcp")
+        # CPU and memory fill in on the next refresh, without rebuilding the table.
+        await until(pilot, lambda: row_text(app, c.id)[3].endswith("%"), what="a CPU figure")
+        assert float(row_text(app, c.id)[3].rstrip("%")) > 20
+        assert " / " in row_text(app, c.id)[4]
+        row_key_before = next(r.key for r in t.ordered_rows if r.key.value == c.id)
+        await pilot.pause(1.2)
+        assert next(r.key for r in t.ordered_rows if r.key.value == c.id) is row_key_before
+        host_line = _render_text(app.screen.query_one("#hostline", Static))
+        assert "engine" in host_line and "running" in host_line
+
+
+async def test_stop_start_restart_keys_act_on_the_engine(make_container) -> None:  # type: ignore[no-untyped-def]
+    c = make_container()
+    app = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        t = table(app)
+        await until(pilot, lambda: c.id in t.containers)
+        t.select_id(c.id)
+        await pilot.press("x")
+        await engine_until(lambda: state(c) == "exited", what="stop")
+        await until(
+            pilot,
+            lambda: row_text(app, c.id)[2].startswith("Exited"),
+            what="the table to show Exited",
+        )
+        assert t.selected_id == c.id  # cursor kept by key across refreshes
+        await pilot.press("s")
+        await engine_until(lambda: state(c) == "running", what="start")
+        await until(pilot, lambda: row_text(app, c.id)[2].startswith("Up"))
+        started = c.attrs["State"]["StartedAt"]
+        await pilot.press("r")
+        await engine_until(
+            lambda: state(c) == "running" and c.attrs["State"]["StartedAt"] != started,
+            what="restart",
+        )
+
+
+async def test_remove_asks_warns_and_removes(make_container, docker_client) -> None:  # type: ignore[no-untyped-def]
+    c = make_container()
+    app = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        t = table(app)
+        await until(pilot, lambda: c.id in t.containers)
+        t.select_id(c.id)
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        text = " ".join(_render_text(w) for w in app.screen.query(Static))
+        assert "no volume mounts" in text and "running" in text
+        await pilot.press("n")
+        await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert await_state(c) == "running"  # cancelled: nothing happened
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await engine_until(
+            lambda: not docker_client.containers.list(all=True, filters={"id": c.id}),
+            what="removal",
+        )
+        await until(pilot, lambda: c.id not in t.containers, what="the row to go")
+
+
+def await_state(c: Any) -> str:
+    return state(c)
+
+
+async def test_filter_and_show_all(make_container) -> None:  # type: ignore[no-untyped-def]
+    a = make_container(name=None)
+    b = make_container(start=False)
+    app = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        t = table(app)
+        await until(pilot, lambda: {a.id, b.id} <= set(t.containers))
+        await pilot.press("slash")
+        assert isinstance(app.focused, Input)
+        await pilot.press(*a.name)
+        await until(pilot, lambda: set(t.containers) == {a.id}, what="filtering")
+        await pilot.press("enter")
+        assert app.focused is t
+        assert set(t.containers) == {a.id}  # the filter stays after enter
+        await pilot.press("escape")
+        await until(pilot, lambda: {a.id, b.id} <= set(t.containers))
+        await pilot.press("a")  # running only
+        await until(
+            pilot,
+            lambda: b.id not in t.containers and a.id in t.containers,
+            what="stopped containers to hide",
+        )
+        await pilot.press("a")
+        await until(pilot, lambda: b.id in t.containers, what="stopped containers to return")
+
+
+async def test_details_mask_secrets(make_container, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    c = make_container(
+        environment={"API_TOKEN": "tok-12345", "DB_PASSWORD": "hunter2", "MODE": "train"},
+        mem_limit="128m",
+        shm_size="256m",
+        volumes={str(tmp_path): {"bind": "/workspace", "mode": "rw"}},
+    )
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        t = table(app)
+        await until(pilot, lambda: c.id in t.containers)
+        t.select_id(c.id)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        body = app.screen.query_one("#details-body", Static)
+        await until(pilot, lambda: "Loading" not in _render_text(body))
+        text = _render_text(body)
+        assert "MODE=train" in text
+        assert "tok-12345" not in text and "hunter2" not in text
+        assert "API_TOKEN=••••••" in text
+        assert "128.0 MiB" in text and "256.0 MiB" in text
+        assert f"{tmp_path} → /workspace" in text
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, DetailsScreen))
+
+
+def _render_text(widget: Static) -> str:
+    from rich.console import Console
+
+    console = Console(width=150, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(widget.content)
+    return console.export_text()
+
+
+async def test_read_only_refuses_and_says_so(make_container) -> None:  # type: ignore[no-untyped-def]
+    c = make_container()
+    app = make_app(read_only=True)
+    async with app.run_test(size=(160, 40)) as pilot:
+        t = table(app)
+        await until(pilot, lambda: c.id in t.containers)
+        t.select_id(c.id)
+        for key in ("x", "r", "d", "s"):
+            await pilot.press(key)
+        await pilot.pause(0.5)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert state(c) == "running"
+        said = notifications(app)
+        assert sum("read-only mode" in n for n in said) == 4
+        assert "READ-ONLY" in _render_text(app.screen.query_one("#hostline", Static))
+
+
+async def test_backend_error_is_a_notification_not_a_crash(make_container) -> None:  # type: ignore[no-untyped-def]
+    # The engine refuses to start a container whose command does not exist: a real API error.
+    c = make_container(["/no/such/binary"], start=False)
+    app = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        t = table(app)
+        await until(pilot, lambda: c.id in t.containers)
+        t.select_id(c.id)
+        await pilot.press("s")
+        await until(
+            pilot,
+            lambda: any("/no/such/binary" in n for n in notifications(app)),
+            what="an error notification naming the problem",
+        )
+        assert app.is_running
+        await pilot.press("down", "up")  # still responsive
+        assert t.selected_id is not None
+
+
+async def test_help_lists_the_keys() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = " ".join(_render_text(w) for w in app.screen.query(Static))
+        for key, words in (
+            ("s", "Start"),
+            ("x", "Stop"),
+            ("d", "Remove"),
+            ("/", "Filter"),
+            ("a", "stopped"),
+            ("enter", "Details"),
+            ("q", "Quit"),
+        ):
+            assert key in text and words in text
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
