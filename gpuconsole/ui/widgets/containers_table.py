@@ -46,7 +46,7 @@ def row_cells(
 ) -> tuple[str | Text, ...]:
     return (
         Text(c.name, style="bold" if c.running else ""),
-        fmt.image(c.image, 36),
+        fmt.image(c.image, 30),
         status_text(c),
         Text(fmt.cpu_percent(stats.cpu_percent if stats else None, c.running), justify="right"),
         Text(

@@ -1,0 +1,96 @@
+"""Screenshots of the real console against real containers on the engine in DOCKER_HOST.
+
+    python scripts/screenshots.py   (or: .venv/bin/python scripts/screenshots.py)
+
+Starts a few labelled demo containers from the test image, drives the app headless with its own
+keys, saves SVGs into screenshots/, and removes the containers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
+import docker
+
+from gpuconsole.backend.docker.local import LocalDockerHost, default_docker_host
+from gpuconsole.ui.app import GpuconsoleApp
+from gpuconsole.ui.screens.details import DetailsScreen
+from gpuconsole.ui.widgets.containers_table import ContainersTable
+
+OUT = Path(__file__).resolve().parent.parent / "screenshots"
+IMAGE = os.environ.get("GPUCONSOLE_TEST_IMAGE", "gpuconsole-test/busybox:1")
+LABEL = {"gpuconsole-demo": "1"}
+
+
+def start_demo(client: docker.DockerClient, workdir: str) -> list[str]:
+    made = []
+    made.append(client.containers.run(
+        IMAGE, ["sh", "-c", "while :; do :; done"], name="train-resnet50", detach=True,
+        labels={**LABEL, "gpuconsole.variant": "ssh"}, mem_limit="2g", shm_size="1g",
+        ports={"22/tcp": ("127.0.0.1", 2222)}, volumes={workdir: {"bind": "/home/aiuser/projects",
+                                                                 "mode": "rw"}},
+    ))
+    made.append(client.containers.run(
+        IMAGE, ["sh", "-c", "head -c 200000000 /dev/zero > /dev/shm/cache; sleep 86400"],
+        name="jupyter-ana-1", detach=True,
+        labels={**LABEL, "gpuconsole.variant": "jupyter"},
+        environment={"JUPYTER_TOKEN": "3f9c1d2e8b7a6f5e4d3c2b1a"},
+        ports={"8888/tcp": ("127.0.0.1", 8888)}, volumes={workdir: {"bind": "/workspace",
+                                                                   "mode": "rw"}},
+    ))
+    made.append(client.containers.run(IMAGE, ["sleep", "86400"], name="tensorboard",
+                                      detach=True, labels=LABEL,
+                                      ports={"6006/tcp": ("127.0.0.1", 6006)}))
+    failed = client.containers.run(IMAGE, ["sh", "-c", "exit 1"], name="etl-nightly",
+                                   detach=True, labels=LABEL)
+    failed.wait()
+    made.append(failed)
+    return [c.id for c in made]
+
+
+async def shoot() -> None:
+    app = GpuconsoleApp(LocalDockerHost(default_docker_host()), refresh_seconds=1.0)
+    async with app.run_test(size=(140, 24)) as pilot:
+        table = app.screen.query_one(ContainersTable)
+        while table.row_count < 4:
+            await pilot.pause(0.1)
+        await pilot.pause(2.5)  # two readings: CPU % filled in
+        name = {c.name: c.id for c in table.containers.values()}
+        table.select_id(name["train-resnet50"])
+        await pilot.pause(0.2)
+        app.save_screenshot("containers.svg", str(OUT))
+        table.select_id(name["jupyter-ana-1"])
+        await pilot.press("enter")
+        while not isinstance(app.screen, DetailsScreen):
+            await pilot.pause(0.1)
+        await pilot.pause(0.8)
+        app.save_screenshot("details.svg", str(OUT))
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        table.select_id(name["etl-nightly"])
+        await pilot.press("d")
+        await pilot.pause(0.5)
+        app.save_screenshot("confirm-remove.svg", str(OUT))
+        await pilot.press("n")
+
+
+def main() -> None:
+    client = docker.DockerClient(base_url=default_docker_host(), version="auto")
+    for c in client.containers.list(all=True, filters={"label": "gpuconsole-demo"}):
+        c.remove(force=True)
+    OUT.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as workdir:
+        start_demo(client, workdir)
+        try:
+            asyncio.run(shoot())
+        finally:
+            for c in client.containers.list(all=True, filters={"label": "gpuconsole-demo"}):
+                c.remove(force=True)
+    print(f"screenshots written to {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Kill the engine under a running console: it must say so, keep retrying, and recover."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import TEST_IMAGE
+from private_engine import PrivateEngine
+from rich.console import Console
+from uihelpers import until
+
+from gpuconsole.backend.docker.local import LocalDockerHost
+from gpuconsole.ui.app import GpuconsoleApp
+from gpuconsole.ui.widgets.containers_table import ContainersTable
+from gpuconsole.ui.widgets.engine_down import EngineDown
+
+
+@pytest.fixture
+def private_engine(tmp_path_factory: pytest.TempPathFactory, docker_client) -> Iterator[PrivateEngine]:  # type: ignore[no-untyped-def]
+    why = PrivateEngine.usable()
+    if why:
+        pytest.skip(why)
+    # A short path: unix socket paths are limited to 108 bytes.
+    root = Path(tmp_path_factory.mktemp("eng", numbered=True))
+    engine = PrivateEngine(root)
+    engine.start()
+    try:
+        import docker
+
+        private = docker.DockerClient(base_url=engine.url, version="auto", timeout=60)
+        private.images.load(b"".join(docker_client.images.get(TEST_IMAGE).save(named=True)))
+        private.containers.create(TEST_IMAGE, ["sleep", "3600"], name="survivor",
+                                  network_mode="none")
+        private.close()
+        yield engine
+    finally:
+        engine.stop()
+
+
+def _text(widget: EngineDown) -> str:
+    console = Console(width=200, file=io.StringIO(), record=True)
+    console.print(widget.content)
+    return console.export_text()
+
+
+async def test_console_shows_a_dead_engine_and_recovers(private_engine: PrivateEngine) -> None:
+    host = LocalDockerHost(private_engine.url, timeout=3)
+    app = GpuconsoleApp(host, refresh_seconds=0.5)
+    async with app.run_test(size=(140, 40)) as pilot:
+        screen = app.screen
+        screen.poller.down_interval = 0.5  # type: ignore[attr-defined]
+        table = screen.query_one(ContainersTable)
+        panel = screen.query_one(EngineDown)
+
+        def survivor_listed() -> bool:
+            return table.display and any(c.name == "survivor" for c in table.containers.values())
+
+        await until(pilot, survivor_listed, what="the private engine's container")
+
+        private_engine.stop()
+        await until(pilot, lambda: panel.display, timeout=20, what="the no-engine panel")
+        text = _text(panel)
+        assert private_engine.url in text
+        assert "no engine is listening" in text
+        assert "start the engine" in text
+        assert not table.display
+        await until(pilot, lambda: "attempt 2" in _text(panel) or "attempt 3" in _text(panel),
+                    what="retries")
+
+        private_engine.start()
+        await until(pilot, survivor_listed, timeout=30, what="the list to come back")
+        assert not panel.display
+        assert any("is back" in n.message for n in app._notifications)
