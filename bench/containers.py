@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 LABEL = "gpuconsole-bench"
 
@@ -41,8 +42,12 @@ def start_containers(client: object, image: str, n: int) -> list[object]:
 
     def one(i: int) -> object:
         return client.containers.run(  # type: ignore[attr-defined]
-            image, ["sleep", "86400"], name=f"bench-{run_id}-{i}", detach=True,
-            labels={LABEL: "1"}, network_mode="none",
+            image,
+            ["sleep", "86400"],
+            name=f"bench-{run_id}-{i}",
+            detach=True,
+            labels={LABEL: "1"},
+            network_mode="none",
         )
 
     with ThreadPoolExecutor(8) as pool:
@@ -58,8 +63,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--image", default=os.environ.get("GPUCONSOLE_TEST_IMAGE",
-                                                          "gpuconsole-test/busybox:1"))
+    parser.add_argument(
+        "--image", default=os.environ.get("GPUCONSOLE_TEST_IMAGE", "gpuconsole-test/busybox:1")
+    )
     args = parser.parse_args()
 
     import docker
@@ -94,7 +100,7 @@ def main() -> int:
             assert len(snap.stats) >= n and all(
                 s.cpu_percent is not None for s in snap.stats.values()
             ), "every running container must have a measured CPU %"
-            ours = timed(lambda: host.snapshot(all=True), args.repeat)
+            ours = timed(partial(host.snapshot, all=True), args.repeat)
             stats_cli = timed(lambda: cli("stats", "--no-stream"), max(1, args.repeat // 2))
             ps_cli = timed(lambda: cli("ps"), args.repeat)
             host.close()
@@ -105,15 +111,26 @@ def main() -> int:
         client.close()
 
     engine = docker.APIClient(base_url=url, version="auto").version()
-    print(f"engine {engine.get('Version')} at {url}; {os.cpu_count()} CPUs; "
-          f"median of {args.repeat} runs")
-    header = ("N", "gpuconsole refresh", "gpuconsole cold", "docker stats --no-stream",
-              "docker ps", "stats / gpuconsole", "ps / gpuconsole")
+    print(
+        f"engine {engine.get('Version')} at {url}; {os.cpu_count()} CPUs; "
+        f"median of {args.repeat} runs"
+    )
+    header = (
+        "N",
+        "gpuconsole refresh",
+        "gpuconsole cold",
+        "docker stats --no-stream",
+        "docker ps",
+        "stats / gpuconsole",
+        "ps / gpuconsole",
+    )
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for n, ours, cold, stats_cli, ps_cli in rows:
-        print(f"{n} | {ours * 1000:.1f} ms | {cold * 1000:.1f} ms | {stats_cli * 1000:.0f} ms | "
-              f"{ps_cli * 1000:.1f} ms | {stats_cli / ours:.1f}x | {ps_cli / ours:.2f}x")
+        print(
+            f"{n} | {ours * 1000:.1f} ms | {cold * 1000:.1f} ms | {stats_cli * 1000:.0f} ms | "
+            f"{ps_cli * 1000:.1f} ms | {stats_cli / ours:.1f}x | {ps_cli / ours:.2f}x"
+        )
     return 0
 
 

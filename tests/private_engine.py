@@ -26,11 +26,22 @@ class PrivateEngine:
         # main engine over docker0 (and delete it when started with --bridge none).
         self.proc = subprocess.Popen(
             [
-                "unshare", "--net", dockerd, "--host", self.url, "--data-root", str(self.root / "data"),
-                "--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "pid"),
-                "--iptables=false", "--ip6tables=false",
+                "unshare",
+                "--net",
+                dockerd,
+                "--host",
+                self.url,
+                "--data-root",
+                str(self.root / "data"),
+                "--exec-root",
+                str(self.root / "exec"),
+                "--pidfile",
+                str(self.root / "pid"),
+                "--iptables=false",
+                "--ip6tables=false",
             ],
-            stdout=log, stderr=subprocess.STDOUT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -44,7 +55,7 @@ class PrivateEngine:
 
         try:
             client = docker.APIClient(base_url=self.url, version="auto", timeout=2)
-        except Exception:  # noqa: BLE001
+        except Exception:
             return False
         client.close()
         return True

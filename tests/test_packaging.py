@@ -40,7 +40,8 @@ def test_wheel_installed_elsewhere_finds_its_styles(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(ROOT)],
-        check=True, timeout=300,
+        check=True,
+        timeout=300,
     )
     (wheel,) = dist.glob("gpuconsole-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -49,22 +50,33 @@ def test_wheel_installed_elsewhere_finds_its_styles(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
-                   check=True, timeout=300)
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, timeout=300
+    )
     # Dependencies come from the test venv (no network needed); the package itself only from
     # the wheel, so nothing can be found in the source tree by accident.
-    site = subprocess.run([str(py), "-c", "import site; print(site.getsitepackages()[0])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(py), "-c", "import site; print(site.getsitepackages()[0])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (Path(site) / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    version = subprocess.run([str(venv / "bin" / "gpuconsole"), "--version"], cwd=elsewhere,
-                             capture_output=True, text=True, timeout=60)
+    version = subprocess.run(
+        [str(venv / "bin" / "gpuconsole"), "--version"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert version.returncode == 0 and version.stdout.startswith("gpuconsole ")
 
-    styled = subprocess.run([str(py), "-c", STYLED_CHECK], cwd=elsewhere, capture_output=True,
-                            text=True, timeout=120)
+    styled = subprocess.run(
+        [str(py), "-c", STYLED_CHECK], cwd=elsewhere, capture_output=True, text=True, timeout=120
+    )
     assert styled.returncode == 0, styled.stderr
     path, state = styled.stdout.strip().splitlines()[-2:]
     assert path.startswith(site) and path.endswith("gpuconsole/styles/app.tcss")

@@ -72,5 +72,6 @@ def test_help_in_read_only_mode(snap_compare: Any) -> None:
         await pilot.press("question_mark")
         await pilot.pause(0.2)
 
-    assert snap_compare(app_with(FakeHost(), read_only=True), terminal_size=(130, 32),
-                        run_before=help_)
+    assert snap_compare(
+        app_with(FakeHost(), read_only=True), terminal_size=(130, 32), run_before=help_
+    )

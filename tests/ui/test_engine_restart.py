@@ -19,7 +19,9 @@ from gpuconsole.ui.widgets.engine_down import EngineDown
 
 
 @pytest.fixture
-def private_engine(tmp_path_factory: pytest.TempPathFactory, docker_client) -> Iterator[PrivateEngine]:  # type: ignore[no-untyped-def]
+def private_engine(
+    tmp_path_factory: pytest.TempPathFactory, docker_client
+) -> Iterator[PrivateEngine]:  # type: ignore[no-untyped-def]
     why = PrivateEngine.usable()
     if why:
         pytest.skip(why)
@@ -32,8 +34,9 @@ def private_engine(tmp_path_factory: pytest.TempPathFactory, docker_client) -> I
 
         private = docker.DockerClient(base_url=engine.url, version="auto", timeout=60)
         private.images.load(b"".join(docker_client.images.get(TEST_IMAGE).save(named=True)))
-        private.containers.create(TEST_IMAGE, ["sleep", "3600"], name="survivor",
-                                  network_mode="none")
+        private.containers.create(
+            TEST_IMAGE, ["sleep", "3600"], name="survivor", network_mode="none"
+        )
         private.close()
         yield engine
     finally:
@@ -67,8 +70,11 @@ async def test_console_shows_a_dead_engine_and_recovers(private_engine: PrivateE
         assert "no engine is listening" in text
         assert "start the engine" in text
         assert not table.display
-        await until(pilot, lambda: "attempt 2" in _text(panel) or "attempt 3" in _text(panel),
-                    what="retries")
+        await until(
+            pilot,
+            lambda: "attempt 2" in _text(panel) or "attempt 3" in _text(panel),
+            what="retries",
+        )
 
         private_engine.start()
         await until(pilot, survivor_listed, timeout=30, what="the list to come back")
