@@ -57,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     rm = sub.add_parser("rm", help="remove containers")
     rm.add_argument("-f", "--force", action="store_true", help="also remove running containers")
     rm.add_argument("names", nargs="+", metavar="NAME", help="container name or id")
+
+    from gpuconsole import cli_gpus, cli_launch
+
+    cli_gpus.add_parsers(sub)
+    cli_launch.add_parsers(sub)
     return parser
 
 
@@ -64,7 +69,8 @@ def _err(message: str) -> None:
     print(f"gpuconsole: {message}", file=sys.stderr)
 
 
-def _host(settings: Settings, args: argparse.Namespace) -> DockerHost:
+def make_host(settings: Settings, args: argparse.Namespace) -> DockerHost:
+    """The local engine, from --docker-host, the config file, $DOCKER_HOST or the socket."""
     from gpuconsole.backend.docker.local import LocalDockerHost
 
     return LocalDockerHost(base_url=args.docker_host or settings.docker_host)
@@ -184,13 +190,25 @@ def _run_tui(settings: Settings, args: argparse.Namespace) -> int:
     from gpuconsole.ui.app import GpuconsoleApp
 
     app = GpuconsoleApp(
-        host=_host(settings, args),
+        host=make_host(settings, args),
         read_only=args.read_only or settings.read_only,
         refresh_seconds=settings.refresh_seconds,
         show_all=settings.show_all,
     )
     app.run()
     return app.return_code or 0
+
+
+def cli_gpus_commands() -> frozenset[str]:
+    from gpuconsole.cli_gpus import COMMANDS
+
+    return COMMANDS
+
+
+def cli_launch_commands() -> frozenset[str]:
+    from gpuconsole.cli_launch import COMMANDS
+
+    return COMMANDS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,7 +223,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.read_only and args.command in ("start", "stop", "restart", "rm"):
             _err(f"read-only mode: {args.command!r} is disabled (drop --read-only)")
             return 1
-        host = _host(settings, args)
+        if args.command in cli_gpus_commands():
+            from gpuconsole import cli_gpus
+
+            return cli_gpus.run(args, settings)
+        if args.command in cli_launch_commands():
+            from gpuconsole import cli_launch
+
+            return cli_launch.run(args, settings)
+        host = make_host(settings, args)
         try:
             if args.command == "ps":
                 return _cmd_ps(host, args)

@@ -7,9 +7,7 @@ with a message saying so, rather than skipping silently.
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,12 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-TEST_IMAGE = os.environ.get("GPUCONSOLE_TEST_IMAGE", "gpuconsole-test/busybox:1")
-TEST_LABEL = "gpuconsole-test"
-
-
-def engine_url() -> str:
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+from support import TEST_IMAGE, TEST_LABEL, engine_url
 
 
 @pytest.fixture(scope="session")
@@ -73,15 +66,6 @@ def make_container(docker_client: Any) -> Iterator[Callable[..., Any]]:
     for c in made:
         with contextlib.suppress(Exception):
             c.remove(force=True)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import wait_for
+from support import wait_for
 
 from gpuconsole.backend.docker.cgroup_stats import CgroupMounts, CgroupStatsReader, find_mounts
 

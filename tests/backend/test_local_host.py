@@ -6,7 +6,7 @@ import threading
 
 import docker.types
 import pytest
-from conftest import TEST_IMAGE, wait_for
+from support import TEST_IMAGE, wait_for
 
 from gpuconsole.backend.docker.local import LocalDockerHost
 from gpuconsole.backend.errors import ActionRejected, ContainerNotFound, HostUnreachable

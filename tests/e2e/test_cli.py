@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import engine_url
+from support import engine_url
 
 from gpuconsole import __version__
 

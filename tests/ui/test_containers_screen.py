@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import engine_url
+from support import engine_url
 from textual.widgets import Input, Static
 from uihelpers import engine_until, notifications, until
 

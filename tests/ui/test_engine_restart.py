@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TEST_IMAGE
 from private_engine import PrivateEngine
 from rich.console import Console
+from support import TEST_IMAGE
 from uihelpers import until
 
 from gpuconsole.backend.docker.local import LocalDockerHost
