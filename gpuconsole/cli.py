@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpuconsole import __version__
@@ -36,6 +37,19 @@ def _parser() -> argparse.ArgumentParser:
         "--read-only",
         action="store_true",
         help="disable every action that changes anything (for shared screens)",
+    )
+    parser.add_argument(
+        "--gpu-replay",
+        metavar="FILE",
+        type=Path,
+        help="show a recorded GPU JSONL (looping) instead of this host's GPUs",
+    )
+    parser.add_argument(
+        "--gpu-interval",
+        metavar="SECONDS",
+        type=float,
+        default=None,
+        help="GPU sample interval (default 1 s; history keeps 10 minutes)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -187,13 +201,23 @@ def _cmd_action(host: DockerHost, args: argparse.Namespace) -> int:
 
 
 def _run_tui(settings: Settings, args: argparse.Namespace) -> int:
+    from gpuconsole.backend.gpu import ReplayError, open_local_gpu_source
     from gpuconsole.ui.app import GpuconsoleApp
 
+    interval = args.gpu_interval or settings.gpu_interval
+    try:
+        gpu_source = open_local_gpu_source(args.gpu_replay, interval)
+    except ReplayError as exc:
+        _err(f"--gpu-replay: {exc}")
+        return 1
     app = GpuconsoleApp(
         host=make_host(settings, args),
         read_only=args.read_only or settings.read_only,
         refresh_seconds=settings.refresh_seconds,
         show_all=settings.show_all,
+        gpu_source=gpu_source,
+        gpu_interval=interval,
+        replay_name=args.gpu_replay.name if args.gpu_replay else None,
     )
     app.run()
     return app.return_code or 0

@@ -31,6 +31,7 @@ class Settings:
     refresh_seconds: float = 2.0
     show_all: bool = True
     read_only: bool = False
+    gpu_interval: float = 1.0
     path: Path | None = None
 
 
@@ -81,12 +82,20 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
         raise ConfigError(
             f"{path}: ui.refresh_seconds must be between 0.2 and 60, got {refresh} — pick e.g. 2"
         )
+    gpu = data.get("gpu", {})
+    gpu_interval = _get(gpu, "interval_seconds", float, "gpu", path)
+    if gpu_interval is not None and not 0.1 <= gpu_interval <= 60:
+        raise ConfigError(
+            f"{path}: gpu.interval_seconds must be between 0.1 and 60, got {gpu_interval} — "
+            "pick e.g. 1"
+        )
     defaults = Settings()
     return Settings(
         docker_host=_get(docker, "host", str, "docker", path),
         refresh_seconds=refresh if refresh is not None else defaults.refresh_seconds,
         show_all=_b(_get(ui, "show_all", bool, "ui", path), defaults.show_all),
         read_only=_b(_get(ui, "read_only", bool, "ui", path), defaults.read_only),
+        gpu_interval=gpu_interval if gpu_interval is not None else defaults.gpu_interval,
         path=path,
     )
 

@@ -113,3 +113,63 @@ def duration_s(seconds: float) -> str:
     import humanize
 
     return str(humanize.naturaldelta(seconds))
+
+
+# -- GPUs --------------------------------------------------------------------------------------
+
+_SPARK = "▁▂▃▄▅▆▇█"
+
+
+def percent(value: float | None) -> str:
+    return na(value, f"{value:.0f}%" if value is not None else None)
+
+
+def watts(draw: float | None, limit: float | None = None) -> str:
+    if draw is None:
+        return NA
+    return f"{draw:.0f} W" if limit is None else f"{draw:.0f} / {limit:.0f} W"
+
+
+def celsius(value: int | None) -> str:
+    return na(value, f"{value} °C")
+
+
+def mhz(value: int | None) -> str:
+    return na(value, f"{value} MHz")
+
+
+def spark(values: tuple[float | int | None, ...], width: int, top: float | None = None) -> str:
+    """A one-line sparkline of the last ``width`` values; gaps (None) stay blank."""
+    tail = values[-width:] if width > 0 else ()
+    known = [v for v in tail if v is not None]
+    if not known:
+        return " " * len(tail)
+    hi = top if top else max(known)
+    out = []
+    for v in tail:
+        if v is None:
+            out.append(" ")
+            continue
+        level = 0 if hi <= 0 else min(len(_SPARK) - 1, int(v / hi * (len(_SPARK) - 1) + 0.5))
+        out.append(_SPARK[level])
+    return "".join(out).rjust(width)
+
+
+def bar(fraction: float | None, width: int) -> str:
+    """A horizontal bar with eighth-cell resolution."""
+    if fraction is None:
+        return NA.center(width)
+    cells = max(0.0, min(1.0, fraction)) * width
+    full = int(cells)
+    part = int((cells - full) * 8)
+    partial = "▏▎▍▌▋▊▉"[part - 1] if part and full < width else ""
+    return ("█" * full + partial).ljust(width, "·")
+
+
+def level(value: float | None, warn: float, crit: float) -> str:
+    """'ok', 'warn' or 'crit' for threshold colours; 'na' for a missing value."""
+    if value is None:
+        return "na"
+    if value >= crit:
+        return "crit"
+    return "warn" if value >= warn else "ok"

@@ -183,3 +183,77 @@ class FakeHost:
 class _NoWatch:
     def close(self) -> None:
         pass
+
+
+H100_RECORDING = (
+    __import__("pathlib").Path(__file__).parent
+    / "fixtures"
+    / "gpu"
+    / "h100"
+    / "nvml-recording-h100.jsonl"
+)
+
+
+class SteppedReplay:
+    """The real H100 recording through the real ReplaySource, on a clock that moves ``step``
+    seconds per sample and stops after ``limit`` samples, so pictures and assertions do not
+    depend on how fast the machine runs."""
+
+    def __init__(self, step: float = 1.0, limit: int = 40, start: float = 0.0) -> None:
+        from gpuconsole.backend.gpu import ReplaySource
+
+        self.calls = 0
+        self.limit = limit
+        self.step = step
+        self._now = start
+        self._inner = ReplaySource.from_file(
+            H100_RECORDING, clock=lambda: self._now, wall_clock=lambda: 1_795_713_095.0 + self._now
+        )
+        self._last = None
+
+    @property
+    def name(self) -> str:
+        return "replay"
+
+    @property
+    def host(self) -> str:
+        return "replay"
+
+    @property
+    def replayed(self) -> bool:
+        return True
+
+    def sample(self):  # type: ignore[no-untyped-def]
+        if self.calls < self.limit:
+            self.calls += 1
+            self._last = self._inner.sample()
+            self._now += self.step
+        return self._last
+
+    def close(self) -> None:
+        pass
+
+
+class StaticGpuSource:
+    """One fixed GpuSnapshot, for GPU processes that must carry real container PIDs."""
+
+    def __init__(self, snapshot: object) -> None:
+        self.snapshot = snapshot
+
+    @property
+    def name(self) -> str:
+        return "static"
+
+    @property
+    def host(self) -> str:
+        return "local"
+
+    @property
+    def replayed(self) -> bool:
+        return False
+
+    def sample(self):  # type: ignore[no-untyped-def]
+        return self.snapshot
+
+    def close(self) -> None:
+        pass

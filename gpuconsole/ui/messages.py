@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from gpuconsole.backend.models import HostSnapshot, HostStatus
+from gpuconsole.ui.gpu_view import GpuView
 
 
 class SnapshotReady(Message):
@@ -29,4 +30,12 @@ class PollFailed(Message):
 
     def __init__(self, error: str) -> None:
         self.error = error
+        super().__init__()
+
+
+class GpuUpdate(Message):
+    """A GPU sample with the history tails and the latest container attribution."""
+
+    def __init__(self, view: GpuView) -> None:
+        self.view = view
         super().__init__()

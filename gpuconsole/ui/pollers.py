@@ -14,8 +14,9 @@ from textual.message import Message
 
 from gpuconsole.backend.docker.host import DockerHost, EventWatch
 from gpuconsole.backend.errors import GpuconsoleError, HostUnreachable
-from gpuconsole.backend.models import EngineState, HostStatus
-from gpuconsole.ui.messages import HostDown, PollFailed, SnapshotReady
+from gpuconsole.backend.gpu import GpuSource
+from gpuconsole.backend.models import EngineState, HostSnapshot, HostStatus
+from gpuconsole.ui.messages import GpuUpdate, HostDown, PollFailed, SnapshotReady
 
 #: Engine events that change what the table shows; exec_*, top, attach and the like do not.
 _RELEVANT = frozenset(
@@ -101,3 +102,101 @@ class HostPoller:
             if self._stopped.is_set():
                 break
             self._wake.wait(wait)
+
+
+class GpuPoller:
+    """Samples a GPU source at its interval, keeps the history and re-attributes processes.
+
+    Attribution reads /proc for every GPU process, so it runs at a lower rate than sampling.
+    The containers' GPU requests and names come from the host poller's latest snapshot.
+    """
+
+    def __init__(
+        self,
+        source: GpuSource,
+        post: Callable[[Message], object],
+        containers: Callable[[], HostSnapshot | None],
+        interval: float = 1.0,
+        window_s: float = 600.0,
+        attribution_every: float = 2.0,
+        replay_name: str | None = None,
+    ) -> None:
+        from gpuconsole.backend.gpu import GpuHistory
+
+        self.source = source
+        self._post = post
+        self._containers = containers
+        self.interval = interval
+        self.history = GpuHistory(interval=interval, window_s=window_s)
+        self._attribution_every = attribution_every
+        self._replay_name = replay_name
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def run(self) -> None:
+        import time
+
+        from gpuconsole.backend.gpu import METRICS, attribute_gpu_processes
+        from gpuconsole.ui.gpu_view import GpuView
+
+        attribution = None
+        attributed_at = 0.0
+        attributed_for: HostSnapshot | None = None
+        while not self._stopped.is_set():
+            started = time.monotonic()
+            try:
+                snapshot = self.source.sample()
+                self.history.append(snapshot)
+                containers = self._containers()
+                requests = (
+                    {}
+                    if containers is None
+                    else {
+                        cid: req
+                        for cid, req in containers.gpus.items()
+                        if any(c.id == cid and c.running for c in containers.containers)
+                    }
+                )
+                names = {} if containers is None else {c.id: c.name for c in containers.containers}
+                # Re-attribute on a timer, and at once when the container list changed, so
+                # names, requests and owners always come from the same container snapshot.
+                if (
+                    attribution is None
+                    or containers is not attributed_for
+                    or started - attributed_at >= self._attribution_every
+                ):
+                    attribution = attribute_gpu_processes(
+                        snapshot, requests, known_ids=names.keys()
+                    )
+                    attributed_at = started
+                    attributed_for = containers
+                host = snapshot.host
+                history: dict[tuple[str, str], tuple[float | int | None, ...]] = {
+                    (g.uuid, m): self.history.series(host, g.uuid or str(g.index), m)
+                    for g in snapshot.gpus
+                    for m in METRICS
+                }
+                stamps = {
+                    g.uuid: self.history.timestamps(host, g.uuid or str(g.index))
+                    for g in snapshot.gpus
+                }
+                self._post(
+                    GpuUpdate(
+                        GpuView(
+                            snapshot,
+                            history,
+                            stamps,
+                            attribution,
+                            names,
+                            self.interval,
+                            self._replay_name,
+                        )
+                    )
+                )
+            except Exception as exc:  # a source must not take the console down
+                self._post(PollFailed(f"GPU sampling failed: {type(exc).__name__}: {exc}"))
+            elapsed = time.monotonic() - started
+            self._stopped.wait(max(0.05, self.interval - elapsed))
+        self.source.close()

@@ -75,3 +75,40 @@ def test_help_in_read_only_mode(snap_compare: Any) -> None:
     assert snap_compare(
         app_with(FakeHost(), read_only=True), terminal_size=(130, 32), run_before=help_
     )
+
+
+def _replay_app(limit: int) -> GpuconsoleApp:
+    from fakes import H100_RECORDING, SteppedReplay
+
+    source = SteppedReplay(step=1.0, limit=limit)
+    app = GpuconsoleApp(
+        FakeHost(),  # type: ignore[arg-type]
+        refresh_seconds=60,
+        gpu_source=source,
+        gpu_interval=0.02,
+        replay_name=H100_RECORDING.name,
+    )
+    app.test_source = source  # type: ignore[attr-defined]
+    return app
+
+
+async def _all_samples(pilot: Pilot[Any]) -> None:
+    source = pilot.app.test_source  # type: ignore[attr-defined]
+    await wait_rows(pilot)
+    while source.calls < source.limit:
+        await pilot.pause(0.05)
+    await pilot.pause(0.3)
+
+
+def test_gpu_panel_with_replayed_h100(snap_compare: Any) -> None:
+    # 24 recorded seconds: idle, the 20 GiB allocation, into the bf16 matmul at ~700 W.
+    assert snap_compare(_replay_app(24), terminal_size=(130, 24), run_before=_all_samples)
+
+
+def test_gpu_screen_with_replayed_h100(snap_compare: Any) -> None:
+    async def open_gpus(pilot: Pilot[Any]) -> None:
+        await _all_samples(pilot)
+        await pilot.press("g")
+        await pilot.pause(0.5)
+
+    assert snap_compare(_replay_app(40), terminal_size=(130, 30), run_before=open_gpus)

@@ -15,6 +15,7 @@ from textual.worker import Worker, WorkerState
 from gpuconsole.backend.docker.host import DockerHost
 from gpuconsole.backend.errors import GpuconsoleError, ReadOnlyMode
 from gpuconsole.backend.models import EngineState, HostSnapshot, HostStatus
+from gpuconsole.ui.gpu_view import GpuView
 from gpuconsole.ui.messages import HostDown, PollFailed, SnapshotReady
 from gpuconsole.ui.pollers import HostPoller
 from gpuconsole.ui.screens.confirm import ConfirmScreen
@@ -22,6 +23,7 @@ from gpuconsole.ui.screens.details import DetailsScreen
 from gpuconsole.ui.screens.help import HelpScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable
 from gpuconsole.ui.widgets.engine_down import EngineDown
+from gpuconsole.ui.widgets.gpu_panel import GpuPanel
 from gpuconsole.ui.widgets.host_line import HostLine
 
 #: Actions that change something; refused (with a message) in read-only mode.
@@ -36,6 +38,7 @@ class ContainersScreen(Screen[None]):
         Binding("d", "remove", "Remove", tooltip="Remove the selected container (asks first)"),
         Binding("slash", "filter", "Filter", tooltip="Filter by name or image"),
         Binding("a", "toggle_all", "All/Running", tooltip="Show or hide stopped containers"),
+        Binding("g", "gpus", "GPUs", tooltip="GPU graphs and processes"),
         Binding(
             "enter",
             "details",
@@ -48,7 +51,12 @@ class ContainersScreen(Screen[None]):
     ]
 
     def __init__(
-        self, host: DockerHost, read_only: bool, refresh_seconds: float, show_all: bool
+        self,
+        host: DockerHost,
+        read_only: bool,
+        refresh_seconds: float,
+        show_all: bool,
+        with_gpus: bool = False,
     ) -> None:
         super().__init__()
         self.host = host
@@ -57,12 +65,16 @@ class ContainersScreen(Screen[None]):
         self.status = HostStatus(host.name, host.address, EngineState.UNKNOWN)
         self.snapshot: HostSnapshot | None = None
         self.needle = ""
+        self.with_gpus = with_gpus
+        self.gpu_view: GpuView | None = None
 
     def compose(self) -> ComposeResult:
         yield HostLine(id="hostline")
         yield Input(
             placeholder="filter by name or image — enter to keep, esc to clear", id="filter"
         )
+        if self.with_gpus:
+            yield GpuPanel(id="gpu-panel")
         yield ContainersTable(id="containers")
         yield EngineDown(id="engine-down")
         yield Footer()
@@ -98,9 +110,32 @@ class ContainersScreen(Screen[None]):
             self.table.display = True
             if was_down:
                 self.notify(f"Docker engine at {self.host.address} is back", title="Engine")
-        self.table.apply(message.snapshot, self.needle)
+        self._apply_table()
         self._refresh_host_line()
         self.refresh_bindings()
+
+    def _apply_table(self) -> None:
+        if self.snapshot is None:
+            return
+        usage = self.gpu_view.usage() if self.gpu_view is not None else {}
+        self.table.apply(self.snapshot, self.needle, usage)
+
+    def show_gpus(self, view: GpuView) -> None:
+        """Called by the app for every GPU sample."""
+        before = self.gpu_view.attribution if self.gpu_view is not None else None
+        self.gpu_view = view
+        for panel in self.query(GpuPanel):  # none while the screen is still composing
+            panel.show(view)
+        if view.attribution is not before:  # attribution changes at its own, slower rate
+            self._apply_table()
+
+    def action_gpus(self) -> None:
+        if not self.with_gpus:
+            self.notify("No GPU source (start without --no-gpu)", severity="warning")
+            return
+        from gpuconsole.ui.screens.gpus import GpuScreen
+
+        self.app.push_screen(GpuScreen())
 
     def on_host_down(self, message: HostDown) -> None:
         first = self.status.state is not EngineState.DOWN
@@ -243,8 +278,7 @@ class ContainersScreen(Screen[None]):
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         self.needle = event.value
-        if self.snapshot is not None:
-            self.table.apply(self.snapshot, self.needle)
+        self._apply_table()
         self._refresh_host_line()
 
     @on(Input.Submitted, "#filter")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from rich.text import Text
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
 from gpuconsole import format as fmt
+from gpuconsole.backend.gpu import ContainerGpuUsage
 from gpuconsole.backend.models import ContainerStats, ContainerSummary, GpuRequest, HostSnapshot
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -19,6 +20,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("cpu", "CPU %"),
     ("mem", "Memory"),
     ("gpus", "GPUs"),
+    ("gpumem", "GPU mem"),
     ("variant", "Variant"),
     ("ports", "Ports"),
 )
@@ -41,9 +43,29 @@ def status_text(c: ContainerSummary) -> Text:
     return Text(c.status or c.state, style=style)
 
 
+def gpu_cells(
+    c: ContainerSummary, request: GpuRequest | None, usage: ContainerGpuUsage | None
+) -> tuple[str | Text, str | Text]:
+    """Requested GPUs (flagged when reserved but unused) and GPU memory in use."""
+    requested: str | Text = fmt.gpus(request)
+    if usage is None or not c.running:
+        return requested, fmt.NONE
+    if usage.idle_reservation:
+        requested = Text(f"{requested} (idle reservation)", style="yellow")
+    elif usage.unreserved_use:
+        requested = Text(f"{requested} (unreserved use)", style="yellow")
+    used = fmt.size(usage.memory_used_bytes) if usage.pids else fmt.NONE
+    on = ",".join(str(i) for i in usage.used_indices)
+    return requested, (f"{used} on {on}" if usage.pids and on else used)
+
+
 def row_cells(
-    c: ContainerSummary, stats: ContainerStats | None, gpus: GpuRequest | None
+    c: ContainerSummary,
+    stats: ContainerStats | None,
+    gpus: GpuRequest | None,
+    usage: ContainerGpuUsage | None = None,
 ) -> tuple[str | Text, ...]:
+    requested, gpu_mem = gpu_cells(c, gpus, usage)
     return (
         Text(c.name, style="bold" if c.running else ""),
         fmt.image(c.image, 30),
@@ -57,7 +79,8 @@ def row_cells(
             ),
             justify="right",
         ),
-        fmt.gpus(gpus),
+        requested,
+        Text(gpu_mem, justify="right") if isinstance(gpu_mem, str) else gpu_mem,
         fmt.variant(c),
         fmt.ports(c.ports),
     )
@@ -98,7 +121,12 @@ class ContainersTable(DataTable[str | Text]):
         self.move_cursor(row=index)
         return True
 
-    def apply(self, snapshot: HostSnapshot, needle: str = "") -> None:
+    def apply(
+        self,
+        snapshot: HostSnapshot,
+        needle: str = "",
+        gpu_usage: Mapping[str, ContainerGpuUsage] | None = None,
+    ) -> None:
         visible = [c for c in snapshot.containers if matches(c, needle)]
         # Newest first, as `docker ps` lists them.
         visible.sort(key=lambda c: (-c.created, c.name))
@@ -109,7 +137,12 @@ class ContainersTable(DataTable[str | Text]):
             del self._cells[gone]
         added = False
         for c in visible:
-            cells = row_cells(c, snapshot.stats.get(c.id), snapshot.gpus.get(c.id))
+            cells = row_cells(
+                c,
+                snapshot.stats.get(c.id),
+                snapshot.gpus.get(c.id),
+                (gpu_usage or {}).get(c.id),
+            )
             old = self._cells.get(c.id)
             if old is None:
                 self.add_row(*cells, key=c.id)

@@ -1,0 +1,84 @@
+"""One compact card per GPU for the main screen: utilisation, memory, power, temperature, who."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from gpuconsole import format as fmt
+from gpuconsole.backend.gpu import GpuSample
+from gpuconsole.ui.gpu_view import GpuView
+
+#: Threshold colours, shared with the GPU screen.
+LEVEL_STYLE = {"ok": "green", "warn": "yellow", "crit": "bold red", "na": "dim"}
+
+
+def short_gpu_name(name: str) -> str:
+    return name.removeprefix("NVIDIA ").removeprefix("Tesla ")
+
+
+def card_text(gpu: GpuSample, view: GpuView, width: int) -> Text:
+    width = max(width, 30)
+    text = Text(no_wrap=True, overflow="ellipsis")
+    head = f"GPU {gpu.index} {short_gpu_name(gpu.name)}"
+    temp = fmt.celsius(gpu.temperature_c)
+    text.append(head[: width - len(temp) - 1].ljust(width - len(temp)), style="bold")
+    text.append(temp + "\n", style=LEVEL_STYLE[fmt.level(gpu.temperature_c, 80, 87)])
+    if gpu.error:
+        text.append(gpu.error + "\n", style="bold red")
+        return text
+
+    spark_w = max(6, width - 18)
+    util = gpu.utilization_gpu_percent
+    text.append("util ", style="dim")
+    text.append(f"{fmt.percent(util):>5} ", style=LEVEL_STYLE[fmt.level(util, 70, 95)])
+    text.append(
+        fmt.spark(view.series(gpu.uuid, "utilization_gpu_percent"), spark_w, 100) + "\n",
+        style="cyan",
+    )
+
+    frac = gpu.memory_fraction
+    pct = None if frac is None else frac * 100
+    used = fmt.size(gpu.memory_used_bytes)
+    total = fmt.size(gpu.memory_total_bytes)
+    figures = f" {used} / {total}"
+    text.append("mem  ", style="dim")
+    text.append(
+        fmt.bar(frac, max(4, width - 5 - len(figures))), style=LEVEL_STYLE[fmt.level(pct, 75, 92)]
+    )
+    text.append(figures + "\n")
+
+    draw, limit = gpu.power_w, gpu.power_limit_w
+    ratio = None if draw is None or not limit else draw / limit * 100
+    power = fmt.watts(draw, limit)
+    text.append("pwr  ", style="dim")
+    text.append(f"{power} ", style=LEVEL_STYLE[fmt.level(ratio, 80, 95)])
+    text.append(
+        fmt.spark(view.series(gpu.uuid, "power_w"), max(4, width - 6 - len(power)), limit) + "\n",
+        style="magenta",
+    )
+    holders = view.holders(gpu.index)
+    text.append(", ".join(holders) if holders else "no processes", style="" if holders else "dim")
+    return text
+
+
+class GpuCard(Widget):
+    DEFAULT_CSS = """
+    GpuCard { height: 7; border: round $panel-lighten-2; padding: 0 1; }
+    """
+
+    def __init__(self, index: int) -> None:
+        super().__init__(id=f"gpu-card-{index}")
+        self.index = index
+        self._gpu: GpuSample | None = None
+        self._view: GpuView | None = None
+
+    def show(self, gpu: GpuSample, view: GpuView) -> None:
+        self._gpu = gpu
+        self._view = view
+        self.refresh()
+
+    def render(self) -> Text:
+        if self._gpu is None or self._view is None:
+            return Text("…", style="dim")
+        return card_text(self._gpu, self._view, self.content_size.width)

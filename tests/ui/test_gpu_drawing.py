@@ -1,0 +1,52 @@
+"""The drawing helpers behind the GPU cards and graphs: what a user reads off them."""
+
+from __future__ import annotations
+
+from gpuconsole import format as fmt
+from gpuconsole.ui.widgets.time_graph import render_graph
+
+
+def test_sparkline_scales_to_the_top_and_leaves_gaps() -> None:
+    assert fmt.spark((0, 50, 100), 3, top=100) == "▁▅█"
+    assert fmt.spark((0, None, 100), 3, top=100) == "▁ █"
+    assert fmt.spark((100,), 4, top=100) == "   █"  # newest on the right
+    assert fmt.spark((None, None), 2) == "  "
+
+
+def test_bar_and_levels() -> None:
+    assert fmt.bar(0.5, 10) == "█████·····"
+    assert fmt.bar(None, 5) == " N/A "
+    assert fmt.level(None, 70, 90) == "na"
+    assert fmt.level(95, 70, 90) == "crit" and fmt.level(75, 70, 90) == "warn"
+
+
+def test_graph_draws_levels_gaps_and_a_time_axis() -> None:
+    values = (0.0, 50.0, None, 100.0)
+    stamps = (0.0, 10.0, 20.0, 30.0)
+    text = render_graph(
+        values,
+        width=12,
+        height=5,
+        top=100,
+        interval=1.0,
+        label=lambda v: f"{v:.0f}",
+        timestamps=stamps,
+    ).plain
+    rows = text.splitlines()
+    assert len(rows) == 5
+    assert rows[0].startswith("100┤") and rows[3].startswith("  0┤")
+    plot = [r[4:] for r in rows[:4]]
+    assert [r[-1] for r in plot] == ["█"] * 4  # 100 % fills the last column
+    assert [r[-2] for r in plot] == [" "] * 4  # the missing sample is a gap, not a zero
+    assert plot[0][-3] == " " and plot[3][-3] == "█"  # 50 %: bottom half
+    assert rows[4].split() == ["now"]  # too narrow for "-1.2m" beside it: left out, not garbled
+    wide = render_graph(
+        values,
+        width=30,
+        height=3,
+        top=100,
+        interval=1.0,
+        label=lambda v: f"{v:.0f}",
+        timestamps=stamps,
+    ).plain.splitlines()
+    assert wide[-1].split() == ["-4.2m", "-2.1m", "now"]  # 25 columns x 10 s, from timestamps
