@@ -144,6 +144,7 @@ class GpuPoller:
         attribution = None
         attributed_at = 0.0
         attributed_for: HostSnapshot | None = None
+        attributed_pids: tuple[tuple[int, int], ...] = ()
         while not self._stopped.is_set():
             started = time.monotonic()
             try:
@@ -160,11 +161,13 @@ class GpuPoller:
                     }
                 )
                 names = {} if containers is None else {c.id: c.name for c in containers.containers}
-                # Re-attribute on a timer, and at once when the container list changed, so
-                # names, requests and owners always come from the same container snapshot.
+                # Re-attribute at once when the GPU processes or the container list changed (so
+                # names, requests and owners always match), and on a timer for PID reuse.
+                pids = tuple(sorted((p.pid, p.gpu_index) for p in snapshot.processes))
                 if (
                     attribution is None
                     or containers is not attributed_for
+                    or pids != attributed_pids
                     or started - attributed_at >= self._attribution_every
                 ):
                     attribution = attribute_gpu_processes(
@@ -172,6 +175,7 @@ class GpuPoller:
                     )
                     attributed_at = started
                     attributed_for = containers
+                    attributed_pids = pids
                 host = snapshot.host
                 history: dict[tuple[str, str], tuple[float | int | None, ...]] = {
                     (g.uuid, m): self.history.series(host, g.uuid or str(g.index), m)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from gpuconsole.backend.gpu import (
     GpuProcess,
@@ -35,7 +36,8 @@ def test_real_container_pids_map_to_their_containers(make_container, local_host)
     b = make_container("sleep 3600 & sleep 3600")  # the shell's child is in the same cgroup
     a_pid = a.attrs["State"]["Pid"]
     b_pid = b.attrs["State"]["Pid"]
-    b_children = [int(p) for p in open(f"/proc/{b_pid}/task/{b_pid}/children").read().split()]
+    children = Path(f"/proc/{b_pid}/task/{b_pid}/children").read_text()
+    b_children = [int(p) for p in children.split()]
     me = os.getpid()
     snap = _snapshot(
         GpuProcess(a_pid, 0, "GPU-0", 2 * GIB),
@@ -53,7 +55,7 @@ def test_real_container_pids_map_to_their_containers(make_container, local_host)
     assert result.container_of(b_children[0]) == b.id
     (host_proc,) = result.host_processes
     assert host_proc.process.pid == me
-    assert host_proc.command == open("/proc/self/comm").read().strip()  # named by its command
+    assert host_proc.command == Path("/proc/self/comm").read_text().strip()  # named by its comm
     usage_a = result.usage_of(a.id)
     assert usage_a is not None and usage_a.used_indices == (0,)
     assert usage_a.requested_indices == (0, 1) and not usage_a.idle_reservation
