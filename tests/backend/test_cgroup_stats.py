@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import wait_for
 
 from gpuconsole.backend.docker.cgroup_stats import CgroupMounts, CgroupStatsReader, find_mounts
+
+from support import wait_for
 
 CID = "4f1c" + "0" * 60
 GIB = 1024**3

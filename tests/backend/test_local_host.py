@@ -6,11 +6,12 @@ import threading
 
 import docker.types
 import pytest
-from support import TEST_IMAGE, wait_for
 
 from gpuconsole.backend.docker.local import LocalDockerHost
 from gpuconsole.backend.errors import ActionRejected, ContainerNotFound, HostUnreachable
 from gpuconsole.backend.models import EngineState, GpuRequest
+
+from support import TEST_IMAGE, wait_for
 
 
 def test_list_shows_what_docker_ps_shows(make_container, local_host, tmp_path) -> None:  # type: ignore[no-untyped-def]

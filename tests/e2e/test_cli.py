@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import engine_url
-
 from gpuconsole import __version__
+
+from support import engine_url
 
 JSON_KEYS = {
     "host",

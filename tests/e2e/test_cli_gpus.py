@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from fakes import H100_RECORDING
 from test_cli import gc
 

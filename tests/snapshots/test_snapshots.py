@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fakes import CONTAINERS, FakeHost
 from textual.pilot import Pilot
 
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.screens.details import DetailsScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable
+
+from fakes import CONTAINERS, FakeHost
 
 SIZE = (130, 30)
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from support import engine_url
 from textual.widgets import Input, Static
-from uihelpers import engine_until, notifications, until
 
 from gpuconsole.backend.docker.local import LocalDockerHost
 from gpuconsole.ui.app import GpuconsoleApp
@@ -14,6 +12,9 @@ from gpuconsole.ui.screens.confirm import ConfirmScreen
 from gpuconsole.ui.screens.details import DetailsScreen
 from gpuconsole.ui.screens.help import HelpScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable
+
+from support import engine_url
+from uihelpers import engine_until, notifications, until
 
 
 def make_app(read_only: bool = False) -> GpuconsoleApp:
@@ -43,10 +44,10 @@ async def test_table_shows_containers_and_updates_by_diff(make_container) -> Non
     async with app.run_test(size=(160, 40)) as pilot:
         t = table(app)
         await until(pilot, lambda: c.id in t.containers, what="the container's row")
-        name, image, status, _cpu, _mem, gpus, variant, ports = row_text(app, c.id)
+        name, image, status, _cpu, _mem, gpus, gpu_mem, variant, ports = row_text(app, c.id)
         assert name == c.name and image == "gpuconsole-test/busybox:1"
         assert status.startswith("Up")
-        assert gpus == "-" and variant == "jupyter"
+        assert gpus == "-" and gpu_mem == "-" and variant == "jupyter"
         assert ports.startswith("127.0.0.1:") and ports.endswith("→8888/tcp")
         # CPU and memory fill in on the next refresh, without rebuilding the table.
         await until(pilot, lambda: row_text(app, c.id)[3].endswith("%"), what="a CPU figure")

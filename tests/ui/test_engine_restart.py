@@ -7,15 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from private_engine import PrivateEngine
 from rich.console import Console
-from support import TEST_IMAGE
-from uihelpers import until
 
 from gpuconsole.backend.docker.local import LocalDockerHost
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.widgets.containers_table import ContainersTable
 from gpuconsole.ui.widgets.engine_down import EngineDown
+
+from private_engine import PrivateEngine
+from support import TEST_IMAGE
+from uihelpers import until
 
 
 @pytest.fixture

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import io
 
-from fakes import H100_RECORDING, SteppedReplay, StaticGpuSource
 from rich.console import Console
-from support import engine_url
 from textual.widgets import DataTable, Static
-from uihelpers import until
 
 from gpuconsole.backend.docker.local import LocalDockerHost
 from gpuconsole.backend.gpu import GpuProcess, GpuSample, GpuSnapshot, GpuSourceState
@@ -18,6 +15,10 @@ from gpuconsole.ui.screens.gpus import GpuScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable
 from gpuconsole.ui.widgets.gpu_card import GpuCard, card_text
 from gpuconsole.ui.widgets.time_graph import TimeGraph
+
+from fakes import H100_RECORDING, StaticGpuSource, SteppedReplay
+from support import engine_url
+from uihelpers import until
 
 GIB = 1024**3
 
@@ -55,7 +56,7 @@ async def test_panel_moves_through_the_recorded_phases() -> None:
         assert max(p for p in powers if p is not None) > 690  # matmul ~700 W
         assert max(view.series(gpu.uuid, "utilization_gpu_percent")) >= 99
         card = app.screen.query_one(GpuCard)
-        text = text_of(card_text(gpu, view, 100), 110)
+        text = text_of(card.render(), 140)  # what the card on screen shows
         assert "GPU 0 H100 80GB HBM3" in text
         assert "/ 700 W" in text and "/ 79.6 GiB" in text
         assert "█" in text  # the sparklines climbed with the load
