@@ -12,6 +12,7 @@ import asyncio
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import docker
 
@@ -70,9 +71,46 @@ def start_demo(client: docker.DockerClient, workdir: str) -> list[str]:
     return [c.id for c in made]
 
 
+RECORDING = (
+    Path(__file__).resolve().parent.parent / "tests/fixtures/gpu/h100/nvml-recording-h100.jsonl"
+)
+
+
+class FastReplay:
+    """The recorded H100 through ReplaySource, one recorded second per sample, so a few wall
+    seconds fill the graphs with the idle → allocation → matmul phases. Marked as a replay."""
+
+    def __init__(self, stop_after: int) -> None:
+        from gpuconsole.backend.gpu import ReplaySource
+
+        self.t = 0.0
+        self.stop_after = stop_after
+        self.inner = ReplaySource.from_file(
+            RECORDING, clock=lambda: self.t, wall_clock=lambda: 1_795_713_095.0 + self.t
+        )
+        self.last: Any = None
+        self.name, self.host, self.replayed = "replay", "replay", True
+
+    def sample(self) -> Any:
+        if self.last is None or self.t < self.stop_after:
+            self.last = self.inner.sample()
+            self.t += 1.0
+        return self.last
+
+    def close(self) -> None:
+        pass
+
+
 async def shoot() -> None:
-    app = GpuconsoleApp(LocalDockerHost(default_docker_host()), refresh_seconds=1.0)
-    async with app.run_test(size=(140, 24)) as pilot:
+    source = FastReplay(stop_after=26)
+    app = GpuconsoleApp(
+        LocalDockerHost(default_docker_host()),
+        refresh_seconds=1.0,
+        gpu_source=source,  # type: ignore[arg-type]
+        gpu_interval=0.1,
+        replay_name=RECORDING.name,
+    )
+    async with app.run_test(size=(140, 32)) as pilot:
         table = app.screen.query_one(ContainersTable)
         while table.row_count < 4:
             await pilot.pause(0.1)
@@ -94,6 +132,10 @@ async def shoot() -> None:
         await pilot.pause(0.5)
         app.save_screenshot("confirm-remove.svg", str(OUT))
         await pilot.press("n")
+        await pilot.pause(0.3)
+        await pilot.press("g")
+        await pilot.pause(1.0)
+        app.save_screenshot("gpus.svg", str(OUT))
 
 
 def main() -> None:

@@ -53,3 +53,56 @@ class ReadOnlyMode(GpuconsoleError):
         super().__init__(
             f"read-only mode: {action!r} is disabled (restart gpuconsole without --read-only)"
         )
+
+
+class LaunchRejected(GpuconsoleError):
+    """A launch request has invalid fields; nothing was created.
+
+    ``errors`` lists every problem at once as (field, message) so a form can mark each field;
+    ``missing_sources`` names bind-mount sources that do not exist, which a UI may offer to
+    create (then retry with ``create_missing_sources=True``).
+    """
+
+    def __init__(
+        self,
+        errors: list[tuple[str, str]] | tuple[tuple[str, str], ...],
+        missing_sources: tuple[str, ...] = (),
+    ) -> None:
+        self.errors: tuple[tuple[str, str], ...] = tuple(errors)
+        self.missing_sources = missing_sources
+        lines = [f"{field}: {message}" for field, message in self.errors]
+        super().__init__(
+            "launch rejected:\n  " + "\n  ".join(lines) if lines else "launch rejected"
+        )
+
+    def fields(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(field for field, _ in self.errors))
+
+
+class LaunchFailed(GpuconsoleError):
+    """The engine accepted the request but the container did not come up; it was removed.
+
+    ``logs`` holds the container's last log lines (secrets scrubbed) when there were any.
+    """
+
+    def __init__(self, message: str, logs: str = "", stage: str = "") -> None:
+        self.logs = logs
+        self.stage = stage
+        text = message
+        if logs.strip():
+            text += "\n--- last log lines ---\n" + logs.rstrip()
+        super().__init__(text)
+
+
+class LaunchCancelled(GpuconsoleError):
+    """The user cancelled a launch; whatever it had created was removed."""
+
+    def __init__(self, stage: str = "") -> None:
+        self.stage = stage
+        super().__init__(
+            "launch cancelled" + (f" during {stage}" if stage else "") + "; nothing kept"
+        )
+
+
+class BuildFailed(GpuconsoleError):
+    """A derived-image build could not be done (unsupported base, or a failing build step)."""

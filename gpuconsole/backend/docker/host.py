@@ -6,8 +6,10 @@ the Docker API over its own connection, so nothing above the backend changes whe
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, runtime_checkable
 
+from gpuconsole.backend.errors import GpuconsoleError
 from gpuconsole.backend.models import (
     ContainerDetails,
     ContainerStats,
@@ -66,3 +68,36 @@ class DockerHost(Protocol):
 
 class EventCallback(Protocol):
     def __call__(self, action: str, container_id: str) -> None: ...
+
+
+@runtime_checkable
+class EngineApiHost(DockerHost, Protocol):
+    """A host that also hands out its low-level Docker API client (launches, image builds).
+
+    ``api()`` is docker-py's ``APIClient`` (connected, with the host's timeout); every call on
+    it goes inside ``engine_call(ref, action)``, which turns docker-py and transport exceptions
+    into the backend's typed errors. A remote host provides the same client over its own SSH
+    connection, so the launcher and builder work unchanged.
+    """
+
+    def api(self) -> Any: ...
+
+    def engine_call(
+        self, ref: str | None = None, action: str | None = None
+    ) -> AbstractContextManager[None]: ...
+
+
+class EngineCall(Protocol):
+    def __call__(
+        self, ref: str | None = None, action: str | None = None
+    ) -> AbstractContextManager[None]: ...
+
+
+def engine_api(host: DockerHost) -> tuple[Any, EngineCall]:
+    """The host's API client and error-mapping context, or a clear error when it has none."""
+    if not isinstance(host, EngineApiHost):
+        raise GpuconsoleError(
+            f"host {host.name!r} cannot launch or build containers (its connection offers no "
+            "Docker API client)"
+        )
+    return host.api(), host.engine_call

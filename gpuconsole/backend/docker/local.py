@@ -110,6 +110,20 @@ class LocalDockerHost:
                 self._cgroups = CgroupStatsReader.for_this_machine(self._info.get("MemTotal"))
             return client
 
+    def api(self) -> docker.APIClient:
+        """The connected low-level client, for the launcher and the image builder.
+
+        Wrap each call in ``engine_call`` so failures come back as typed errors.
+        """
+        return self._api()
+
+    def engine_call(
+        self, ref: str | None = None, action: str | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """Map docker-py/transport exceptions of the calls inside to GpuconsoleError."""
+        result: contextlib.AbstractContextManager[None] = self._call(ref, action)
+        return result
+
     def _drop_client(self) -> None:
         with self._client_lock:
             if self._client is not None:

@@ -116,7 +116,7 @@ class GpuScreen(Screen[None]):
             status.append(f" {view.replay_name or ''}  ")
         status.append(
             f"source: {snap.source}  ·  host: {snap.host}  ·  "
-            f"{len(snap.gpus)} GPU(s)  ·  history {view.interval:g} s/sample"
+            f"{len(snap.gpus)} GPU(s)  ·  sampling every {view.interval:g} s"
         )
         if snap.error:
             status.append(f"  ·  {snap.error}", style="yellow")

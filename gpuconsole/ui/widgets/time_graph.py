@@ -57,14 +57,20 @@ def render_graph(
         else:
             tick = ""
         text.append(tick.rjust(axis_w - 1) + "┤" if tick else " " * (axis_w - 1) + "│", style="dim")
-        line = []
+        # Empty cells go in their own (unstyled) runs: some SVG renderers strip leading blanks
+        # of a styled run, which would slide the graph left in screenshots.
+        run: list[str] = []
+        run_empty = True
         for e in eighths:
-            if e is None:
-                line.append(" ")
-                continue
-            cell = e - level_from_bottom * 8
-            line.append(_BLOCKS[max(0, min(8, cell))])
-        text.append("".join(line), style=style)
+            cell = " " if e is None else _BLOCKS[max(0, min(8, e - level_from_bottom * 8))]
+            empty = cell == " "
+            if run and empty != run_empty:
+                text.append("".join(run), style="" if run_empty else style)
+                run = []
+            run.append(cell)
+            run_empty = empty
+        if run:
+            text.append("".join(run), style="" if run_empty else style)
         text.append("\n")
     # Time axis: a few labels from the oldest visible column to "now".
     stamps = timestamps[-len(tail) :] if tail else ()
@@ -133,4 +139,5 @@ class TimeGraph(Widget):
             self._interval,
             self._label,
             self._style,
+            self._timestamps,
         )
