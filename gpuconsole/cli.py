@@ -218,6 +218,7 @@ def _run_tui(settings: Settings, args: argparse.Namespace) -> int:
         gpu_source=gpu_source,
         gpu_interval=interval,
         replay_name=args.gpu_replay.name if args.gpu_replay else None,
+        config_path=settings.path,
     )
     app.run()
     return app.return_code or 0

@@ -3,6 +3,8 @@ opens the containers screen."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.app import App
 from textual.screen import Screen
 
@@ -31,6 +33,7 @@ class GpuconsoleApp(App[int]):
         gpu_source: GpuSource | None = None,
         gpu_interval: float = 1.0,
         replay_name: str | None = None,
+        config_path: Path | None = None,
     ) -> None:
         super().__init__()
         self.host = host
@@ -40,6 +43,7 @@ class GpuconsoleApp(App[int]):
         self.gpu_source = gpu_source
         self.gpu_interval = gpu_interval
         self.replay_name = replay_name
+        self.config_path = config_path
         self.gpu_view: GpuView | None = None
         self.containers_screen = ContainersScreen(
             host, read_only, refresh_seconds, show_all, with_gpus=gpu_source is not None

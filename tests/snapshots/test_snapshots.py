@@ -108,8 +108,17 @@ def test_gpu_panel_with_replayed_h100(snap_compare: Any) -> None:
 
 def test_gpu_screen_with_replayed_h100(snap_compare: Any) -> None:
     async def open_gpus(pilot: Pilot[Any]) -> None:
+        from textual.widgets import DataTable
+
+        from gpuconsole.ui.screens.gpus import GpuBlock, GpuScreen
+
         await _all_samples(pilot)
         await pilot.press("g")
-        await pilot.pause(0.5)
+        while not isinstance(pilot.app.screen, GpuScreen):
+            await pilot.pause(0.05)
+        screen = pilot.app.screen
+        while not (screen.query(GpuBlock) and screen.query_one(DataTable).row_count):
+            await pilot.pause(0.05)
+        await pilot.pause(0.3)
 
     assert snap_compare(_replay_app(40), terminal_size=(130, 30), run_before=open_gpus)

@@ -14,6 +14,7 @@ from textual.worker import Worker, WorkerState
 
 from gpuconsole.backend.docker.host import DockerHost
 from gpuconsole.backend.errors import GpuconsoleError, ReadOnlyMode
+from gpuconsole.backend.launch import LaunchResult
 from gpuconsole.backend.models import EngineState, HostSnapshot, HostStatus
 from gpuconsole.ui.gpu_view import GpuView
 from gpuconsole.ui.messages import HostDown, PollFailed, SnapshotReady
@@ -39,6 +40,7 @@ class ContainersScreen(Screen[None]):
         Binding("slash", "filter", "Filter", tooltip="Filter by name or image"),
         Binding("a", "toggle_all", "All/Running", tooltip="Show or hide stopped containers"),
         Binding("g", "gpus", "GPUs", tooltip="GPU graphs and processes"),
+        Binding("n", "launch", "Launch", tooltip="Launch a Jupyter, SSH or plain container"),
         Binding(
             "enter",
             "details",
@@ -66,6 +68,7 @@ class ContainersScreen(Screen[None]):
         self.snapshot: HostSnapshot | None = None
         self.needle = ""
         self.with_gpus = with_gpus
+        self.pending_select: str | None = None
         self.gpu_view: GpuView | None = None
 
     def compose(self) -> ComposeResult:
@@ -111,6 +114,8 @@ class ContainersScreen(Screen[None]):
             if was_down:
                 self.notify(f"Docker engine at {self.host.address} is back", title="Engine")
         self._apply_table()
+        if self.pending_select is not None and self.table.select_id(self.pending_select):
+            self.pending_select = None
         self._refresh_host_line()
         self.refresh_bindings()
 
@@ -128,6 +133,34 @@ class ContainersScreen(Screen[None]):
             panel.show(view)
         if view.attribution is not before:  # attribution changes at its own, slower rate
             self._apply_table()
+
+    def action_launch(self) -> None:
+        if self._refuse_if_read_only("launch"):
+            return
+        from gpuconsole.config import config_path
+        from gpuconsole.profiles import load_profiles
+        from gpuconsole.ui.screens.launch_form import LaunchForm
+
+        path = getattr(self.app, "config_path", None) or config_path()
+        try:
+            profiles = dict(load_profiles(path))
+        except GpuconsoleError as exc:
+            self.notify(f"profiles not loaded: {exc}", severity="warning")
+            profiles = {}
+        self.app.push_screen(LaunchForm(self.host, self.gpu_view, profiles, path), self._launched)
+
+    def _launched(self, result: LaunchResult | None) -> None:
+        if result is None:
+            return
+        self.pending_select = result.id
+        self.poller.wake()
+        reach = result.url or result.ssh_command or ""
+        self.notify(f"{result.name} is up. {reach}", title="Launched", timeout=10)
+        self.app.push_screen(
+            DetailsScreen(
+                self.host, result.id, result.name, launch=result, read_only=self.read_only
+            )
+        )
 
     def action_gpus(self) -> None:
         if not self.with_gpus:
@@ -253,7 +286,7 @@ class ContainersScreen(Screen[None]):
         if not (sel := self._selected()):
             return
         cid, name = sel
-        self.app.push_screen(DetailsScreen(self.host, cid, name))
+        self.app.push_screen(DetailsScreen(self.host, cid, name, read_only=self.read_only))
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:

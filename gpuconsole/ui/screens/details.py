@@ -18,6 +18,7 @@ from textual.widgets import Footer, Static
 from gpuconsole import format as fmt
 from gpuconsole.backend.docker.host import DockerHost
 from gpuconsole.backend.errors import GpuconsoleError
+from gpuconsole.backend.launch import LaunchResult
 from gpuconsole.backend.models import ContainerDetails
 
 
@@ -70,35 +71,116 @@ def render_details(d: ContainerDetails) -> Table:
     return grid
 
 
+def reach_text(launch: LaunchResult, read_only: bool) -> Text:
+    """How to reach a launch: the Jupyter URL (token hidden on a read-only screen) or ssh."""
+    text = Text()
+    if launch.url:
+        url = launch.url
+        if read_only and launch.token:
+            url = url.replace(launch.token, fmt.MASK)
+        text.append("Jupyter  ", style="bold cyan")
+        text.append(url, style="bold")
+    if launch.ssh_command:
+        text.append("SSH      ", style="bold cyan")
+        text.append(launch.ssh_command, style="bold")
+    if text.plain:
+        text.append("\n(c copies, o opens)", style="dim")
+    return text
+
+
 class DetailsScreen(ModalScreen[None]):
     BINDINGS = [
         Binding("escape", "dismiss", "Back"),
         Binding("q", "dismiss", "Back", show=False),
+        Binding("c", "copy", "Copy URL / ssh"),
+        Binding("o", "open", "Open"),
     ]
 
-    def __init__(self, host: DockerHost, container_id: str, name: str) -> None:
+    def __init__(
+        self,
+        host: DockerHost,
+        container_id: str,
+        name: str,
+        launch: LaunchResult | None = None,
+        read_only: bool = False,
+    ) -> None:
         super().__init__()
         self._host = host
         self._container_id = container_id
         self._name = name
+        self.launch = launch
+        self._read_only = read_only
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="details"):
             yield Static(f"Container {self._name}", id="details-title")
+            yield Static(id="details-reach")
             yield Static("Loading…", id="details-body")
         yield Footer()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("copy", "open"):
+            return self.launch is not None and bool(self.launch.url or self.launch.ssh_command)
+        return True
+
+    def _target(self) -> str | None:
+        if self.launch is None:
+            return None
+        return self.launch.url or self.launch.ssh_command
+
+    def action_copy(self) -> None:
+        from gpuconsole.backend.launch.desktop import copy_to_clipboard
+
+        target = self._target()
+        if target is None:
+            return
+        self.app.copy_to_clipboard(target)  # OSC 52: works over SSH in most terminals
+        tool = copy_to_clipboard(target)
+        self.notify(f"Copied to the clipboard{f' ({tool})' if tool else ' (OSC 52)'}")
+
+    def action_open(self) -> None:
+        import shlex
+        import subprocess
+
+        from gpuconsole.backend.launch.desktop import open_in_browser
+
+        if self.launch is None:
+            return
+        if self.launch.url:
+            if not open_in_browser(self.launch.url):
+                self.notify(
+                    "No browser can be started here; press c to copy the URL", severity="warning"
+                )
+            return
+        if self.launch.ssh_command:
+            with self.app.suspend():
+                subprocess.run(shlex.split(self.launch.ssh_command), check=False)
+
+    def _show_reach(self) -> None:
+        reach = self.query_one("#details-reach", Static)
+        text = reach_text(self.launch, self._read_only) if self.launch else Text()
+        reach.update(text)
+        reach.display = bool(text.plain)
+        self.refresh_bindings()
+
     def on_mount(self) -> None:
+        self._show_reach()
         self._load()
 
     @work(thread=True, exclusive=True, group="details", exit_on_error=False)
     def _load(self) -> None:
+        from gpuconsole.backend.launch import describe_launch
+
         try:
             details = self._host.inspect(self._container_id)
+            if self.launch is None and details.summary.variant in ("jupyter", "ssh"):
+                # The engine is the source of truth: URL and ssh command come from its labels.
+                self.launch = describe_launch(self._host, self._container_id)
         except GpuconsoleError as exc:
             self.app.call_from_thread(self._show_error, str(exc))
             return
         self.app.call_from_thread(self._show, details)
+        self.app.call_from_thread(self._show_reach)
 
     def _show(self, details: ContainerDetails) -> None:
         self.query_one("#details-body", Static).update(render_details(details))
