@@ -175,3 +175,19 @@ async def test_profile_fills_the_form_and_saves(tmp_path: Path) -> None:
     assert "[profiles.big-jupyter]" in text and 'memory = "64g"' in text
     assert "[profiles.pytorch-jupyter]" in text
     assert oct(config.stat().st_mode & 0o777) == "0o600"
+
+
+async def test_gpu_preflight_is_shown_in_the_form(tmp_path: Path) -> None:
+    app = GpuconsoleApp(
+        LocalDockerHost(engine_url()), refresh_seconds=0.5, config_path=tmp_path / "config.toml"
+    )
+    async with app.run_test(size=(140, 50)) as pilot:
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, LaunchForm))
+        form = app.screen
+        assert isinstance(form, LaunchForm)
+        await fill(pilot, form, image=JUPYTER_IMAGE, gpus="all")
+        box = form.query_one("#launch-warnings", Static)
+        # This engine has no NVIDIA runtime: said before anything is created, with the fix.
+        await until(pilot, lambda: "GPU pre-flight" in text_of(box), what="pre-flight findings")
+        assert "nvidia-container-toolkit" in text_of(box)

@@ -42,6 +42,12 @@ class ContainersScreen(Screen[None]):
         Binding("g", "gpus", "GPUs", tooltip="GPU graphs and processes"),
         Binding("n", "launch", "Launch", tooltip="Launch a Jupyter, SSH or plain container"),
         Binding(
+            "b",
+            "build_variant",
+            "Build variant",
+            tooltip="Build an SSH or Jupyter variant of an image",
+        ),
+        Binding(
             "enter",
             "details",
             "Details",
@@ -148,6 +154,19 @@ class ContainersScreen(Screen[None]):
             self.notify(f"profiles not loaded: {exc}", severity="warning")
             profiles = {}
         self.app.push_screen(LaunchForm(self.host, self.gpu_view, profiles, path), self._launched)
+
+    def action_build_variant(self) -> None:
+        if self._refuse_if_read_only("build-variant"):
+            return
+        from gpuconsole.ui.screens.build_variant import BuildVariantScreen
+
+        c = self.table.containers.get(self.table.selected_id or "")
+
+        def built(tag: str | None) -> None:
+            if tag:
+                self.notify(f"{tag} is ready: press n and use it as the image", title="Built")
+
+        self.app.push_screen(BuildVariantScreen(self.host, c.image if c else ""), built)
 
     def _launched(self, result: LaunchResult | None) -> None:
         if result is None:

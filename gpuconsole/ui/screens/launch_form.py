@@ -208,17 +208,35 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
 
     @work(thread=True, exclusive=True, group="launch-validate", exit_on_error=False)
     def _validate(self) -> None:
-        from gpuconsole.backend.launch import check_launch
+        from gpuconsole.backend.launch import check_launch, parse_gpus, run_preflight
 
         try:
             spec = self.app.call_from_thread(self.spec)
-            check = check_launch(self.host, spec, self._gpu_snapshot())
+            snapshot = self._gpu_snapshot()
+            check = check_launch(self.host, spec, snapshot)
+            findings: list[Any] = []
+            if check.plan is not None and not check.plan.gpus.none:
+                findings = run_preflight(
+                    self.host,
+                    parse_gpus(spec.gpus),
+                    check.plan.image,
+                    gpu_snapshot=snapshot,
+                    cuda_driver=self._cuda_driver(),
+                )
         except GpuconsoleError as exc:
             self.app.call_from_thread(self._show_status, str(exc), "red")
             return
-        self.app.call_from_thread(self._show_check, check.errors, check.warnings)
+        self.app.call_from_thread(self._show_check, check.errors, check.warnings, findings)
 
-    def _show_check(self, errors: Any, warnings: Any) -> None:
+    def _cuda_driver(self) -> int | None:
+        """NVML's CUDA driver version, read once (only for a real local GPU source)."""
+        if not hasattr(self, "_cuda"):
+            from gpuconsole.backend.launch import cuda_driver_version
+
+            self._cuda = cuda_driver_version() if self._gpu_snapshot() is not None else None
+        return self._cuda
+
+    def _show_check(self, errors: Any, warnings: Any, findings: Any = ()) -> None:
         self._errors = {}
         for field, message in errors:
             self._errors.setdefault(field, message)
@@ -232,6 +250,10 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
         other = [f"{f}: {m}" for f, m in self._errors.items() if f not in shown]
         lines = [Text(f"⚠ {w.message}", style="yellow") for w in warnings]
         lines += [Text(f"✗ {m}", style="red") for m in other]
+        style = {"error": "bold red", "warning": "yellow", "info": "cyan"}
+        lines += [
+            Text(f"GPU pre-flight: {f.text()}", style=style.get(f.severity, "")) for f in findings
+        ]
         box = self.query_one("#launch-warnings", Static)
         box.update(Text("\n").join(lines) if lines else "")
 
