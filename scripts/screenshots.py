@@ -110,7 +110,7 @@ async def shoot() -> None:
         gpu_interval=0.1,
         replay_name=RECORDING.name,
     )
-    async with app.run_test(size=(140, 32)) as pilot:
+    async with app.run_test(size=(140, 40)) as pilot:
         table = app.screen.query_one(ContainersTable)
         while table.row_count < 4:
             await pilot.pause(0.1)
@@ -136,6 +136,20 @@ async def shoot() -> None:
         await pilot.press("g")
         await pilot.pause(1.0)
         app.save_screenshot("gpus.svg", str(OUT))
+        await pilot.press("escape")
+        await pilot.pause(0.3)
+        await pilot.press("n")
+        await pilot.pause(0.5)
+        form = app.screen
+        form.query_one("#f-image").value = os.environ.get(
+            "GPUCONSOLE_TEST_JUPYTER_IMAGE", "gpuconsole-test/jupyter:bookworm"
+        )
+        form.query_one("#f-memory").value = "32g"
+        form.query_one("#f-cpus").value = "8"
+        form.query_one("#f-gpus").value = "all"
+        await pilot.pause(1.5)
+        app.save_screenshot("launch-form.svg", str(OUT))
+        await pilot.press("escape")
 
 
 def main() -> None:
