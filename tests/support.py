@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -21,3 +24,24 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 15.0, what: str = "
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """``gpuconsole ARGS`` as a user runs it: a subprocess against the test engine."""
+    full_env = {**os.environ, "DOCKER_HOST": engine_url(), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "gpuconsole", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+
+
+def memlock_limit() -> str | None:
+    """``memlock=<hard limit>`` where this machine forbids raising memlock (an engine without
+    CAP_SYS_RESOURCE, as inside a CI container); None where ``memlock=-1`` works."""
+    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
+    return None if hard == resource.RLIM_INFINITY else f"memlock={hard}"

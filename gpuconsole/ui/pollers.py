@@ -151,14 +151,15 @@ class GpuPoller:
                 snapshot = self.source.sample()
                 self.history.append(snapshot)
                 containers = self._containers()
+                running = (
+                    set()
+                    if containers is None
+                    else {c.id for c in containers.containers if c.running}
+                )
                 requests = (
                     {}
                     if containers is None
-                    else {
-                        cid: req
-                        for cid, req in containers.gpus.items()
-                        if any(c.id == cid and c.running for c in containers.containers)
-                    }
+                    else {cid: req for cid, req in containers.gpus.items() if cid in running}
                 )
                 names = {} if containers is None else {c.id: c.name for c in containers.containers}
                 # Re-attribute at once when the GPU processes or the container list changed (so

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from gpuconsole import __version__
 
-from support import engine_url
+from support import run_cli
 
 JSON_KEYS = {
     "host",
@@ -28,15 +25,7 @@ JSON_KEYS = {
 }
 
 
-def gc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "DOCKER_HOST": engine_url(), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "gpuconsole", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=full_env,
-    )
+gc = run_cli
 
 
 def test_version() -> None:

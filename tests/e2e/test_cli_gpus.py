@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fakes import H100_RECORDING
-from test_cli import gc
+from support import run_cli as gc
 
 KEYS = [
     "host",

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import socket
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 import uuid
@@ -17,26 +14,17 @@ from typing import Any
 
 import pytest
 
-from support import TEST_IMAGE, TEST_LABEL, engine_url
+from support import TEST_IMAGE, TEST_LABEL, memlock_limit, run_cli
 
 JUPYTER_IMAGE = os.environ.get("GPUCONSOLE_TEST_JUPYTER_IMAGE", "gpuconsole-test/jupyter:bookworm")
 
 
 def memlock() -> list[str]:
-    """This machine may forbid raising memlock (no CAP_SYS_RESOURCE): stay within its limit."""
-    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
-    return [] if hard == resource.RLIM_INFINITY else ["--ulimit", f"memlock={hard}"]
+    limit = memlock_limit()
+    return ["--ulimit", limit] if limit else []
 
 
-def gc(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "DOCKER_HOST": engine_url(), **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "gpuconsole", *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=full_env,
-    )
+gc = run_cli
 
 
 class Run:

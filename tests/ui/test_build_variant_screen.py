@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import uuid
 from typing import Any
 
-from rich.console import Console
 from textual.widgets import Input, ProgressBar, RichLog, Select, Static
 
 from gpuconsole.backend.docker.local import LocalDockerHost
@@ -16,15 +14,9 @@ from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.screens.build_variant import BuildVariantScreen
 
 from support import TEST_IMAGE, engine_url
-from uihelpers import until
+from uihelpers import text_of, until
 
 DEBIAN_IMAGE = os.environ.get("GPUCONSOLE_TEST_DEBIAN_IMAGE", "gpuconsole-test/debian:bookworm")
-
-
-def text_of(widget: Static) -> str:
-    console = Console(width=300, file=io.StringIO(), record=True)
-    console.print(widget.content)
-    return console.export_text()
 
 
 async def open_screen(app: GpuconsoleApp, pilot: Any, base: str, tag: str) -> BuildVariantScreen:

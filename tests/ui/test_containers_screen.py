@@ -14,7 +14,7 @@ from gpuconsole.ui.screens.help import HelpScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable
 
 from support import engine_url
-from uihelpers import engine_until, notifications, until
+from uihelpers import engine_until, notifications, text_of, until
 
 
 def make_app(read_only: bool = False) -> GpuconsoleApp:
@@ -56,7 +56,7 @@ async def test_table_shows_containers_and_updates_by_diff(make_container) -> Non
         row_key_before = next(r.key for r in t.ordered_rows if r.key.value == c.id)
         await pilot.pause(1.2)
         assert next(r.key for r in t.ordered_rows if r.key.value == c.id) is row_key_before
-        host_line = _render_text(app.screen.query_one("#hostline", Static))
+        host_line = text_of(app.screen.query_one("#hostline", Static))
         assert "engine" in host_line and "running" in host_line
 
 
@@ -95,7 +95,7 @@ async def test_remove_asks_warns_and_removes(make_container, docker_client) -> N
         t.select_id(c.id)
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
-        text = " ".join(_render_text(w) for w in app.screen.query(Static))
+        text = " ".join(text_of(w) for w in app.screen.query(Static))
         assert "no volume mounts" in text and "running" in text
         await pilot.press("n")
         await until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
@@ -155,8 +155,8 @@ async def test_details_mask_secrets(make_container, tmp_path) -> None:  # type: 
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailsScreen))
         body = app.screen.query_one("#details-body", Static)
-        await until(pilot, lambda: "Loading" not in _render_text(body))
-        text = _render_text(body)
+        await until(pilot, lambda: "Loading" not in text_of(body))
+        text = text_of(body)
         assert "MODE=train" in text
         assert "tok-12345" not in text and "hunter2" not in text
         assert "API_TOKEN=••••••" in text
@@ -164,14 +164,6 @@ async def test_details_mask_secrets(make_container, tmp_path) -> None:  # type: 
         assert f"{tmp_path} → /workspace" in text
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, DetailsScreen))
-
-
-def _render_text(widget: Static) -> str:
-    from rich.console import Console
-
-    console = Console(width=150, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
-    console.print(widget.content)
-    return console.export_text()
 
 
 async def test_read_only_refuses_and_says_so(make_container) -> None:  # type: ignore[no-untyped-def]
@@ -188,7 +180,7 @@ async def test_read_only_refuses_and_says_so(make_container) -> None:  # type: i
         assert state(c) == "running"
         said = notifications(app)
         assert sum("read-only mode" in n for n in said) == 4
-        assert "READ-ONLY" in _render_text(app.screen.query_one("#hostline", Static))
+        assert "READ-ONLY" in text_of(app.screen.query_one("#hostline", Static))
 
 
 async def test_backend_error_is_a_notification_not_a_crash(make_container) -> None:  # type: ignore[no-untyped-def]
@@ -215,7 +207,7 @@ async def test_help_lists_the_keys() -> None:
     async with app.run_test(size=(160, 40)) as pilot:
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
-        text = " ".join(_render_text(w) for w in app.screen.query(Static))
+        text = " ".join(text_of(w) for w in app.screen.query(Static))
         for key, words in (
             ("s", "Start"),
             ("x", "Stop"),

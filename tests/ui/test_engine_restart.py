@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 
 from gpuconsole.backend.docker.local import LocalDockerHost
 from gpuconsole.ui.app import GpuconsoleApp
@@ -16,7 +14,7 @@ from gpuconsole.ui.widgets.engine_down import EngineDown
 
 from private_engine import PrivateEngine
 from support import TEST_IMAGE
-from uihelpers import until
+from uihelpers import text_of, until
 
 
 @pytest.fixture
@@ -44,12 +42,6 @@ def private_engine(
         engine.stop()
 
 
-def _text(widget: EngineDown) -> str:
-    console = Console(width=200, file=io.StringIO(), record=True)
-    console.print(widget.content)
-    return console.export_text()
-
-
 async def test_console_shows_a_dead_engine_and_recovers(private_engine: PrivateEngine) -> None:
     host = LocalDockerHost(private_engine.url, timeout=3)
     app = GpuconsoleApp(host, refresh_seconds=0.5)
@@ -66,14 +58,14 @@ async def test_console_shows_a_dead_engine_and_recovers(private_engine: PrivateE
 
         private_engine.stop()
         await until(pilot, lambda: panel.display, timeout=20, what="the no-engine panel")
-        text = _text(panel)
+        text = text_of(panel)
         assert private_engine.url in text
         assert "no engine is listening" in text
         assert "start the engine" in text
         assert not table.display
         await until(
             pilot,
-            lambda: "attempt 2" in _text(panel) or "attempt 3" in _text(panel),
+            lambda: "attempt 2" in text_of(panel) or "attempt 3" in text_of(panel),
             what="retries",
         )
 

@@ -3,9 +3,6 @@ no GPU here) and, for attribution, by real container PIDs on the real engine."""
 
 from __future__ import annotations
 
-import io
-
-from rich.console import Console
 from textual.widgets import DataTable, Static
 
 from gpuconsole.backend.docker.local import LocalDockerHost
@@ -18,15 +15,9 @@ from gpuconsole.ui.widgets.time_graph import TimeGraph
 
 from fakes import H100_RECORDING, StaticGpuSource, SteppedReplay
 from support import engine_url
-from uihelpers import until
+from uihelpers import text_of, until
 
 GIB = 1024**3
-
-
-def text_of(renderable: object, width: int = 160) -> str:
-    console = Console(width=width, file=io.StringIO(), record=True)
-    console.print(renderable)
-    return console.export_text()
 
 
 async def test_panel_moves_through_the_recorded_phases() -> None:

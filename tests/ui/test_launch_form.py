@@ -3,7 +3,6 @@ bad input is marked under its field and creates nothing; profiles fill the form.
 
 from __future__ import annotations
 
-import io
 import os
 import resource
 import urllib.request
@@ -12,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
 from textual.widgets import Input, Select, Static
 
 from gpuconsole.backend.docker.local import LocalDockerHost
@@ -22,15 +20,9 @@ from gpuconsole.ui.screens.launch_form import LaunchForm
 from gpuconsole.ui.widgets.containers_table import ContainersTable
 
 from support import engine_url
-from uihelpers import engine_until, until
+from uihelpers import engine_until, text_of, until
 
 JUPYTER_IMAGE = os.environ.get("GPUCONSOLE_TEST_JUPYTER_IMAGE", "gpuconsole-test/jupyter:bookworm")
-
-
-def text_of(widget: Static) -> str:
-    console = Console(width=200, file=io.StringIO(), record=True)
-    console.print(widget.content)
-    return console.export_text()
 
 
 def memlock_ulimit() -> str:
@@ -47,6 +39,22 @@ def launched_name(docker_client: Any) -> Any:
         c.remove(force=True)
 
 
+def console_app(tmp_path: Path, config: Path | None = None) -> GpuconsoleApp:
+    return GpuconsoleApp(
+        LocalDockerHost(engine_url()),
+        refresh_seconds=0.5,
+        config_path=config or tmp_path / "config.toml",
+    )
+
+
+async def open_form(app: GpuconsoleApp, pilot: Any) -> LaunchForm:
+    await pilot.press("n")
+    await until(pilot, lambda: isinstance(app.screen, LaunchForm))
+    form = app.screen
+    assert isinstance(form, LaunchForm)
+    return form
+
+
 async def fill(pilot: Any, form: LaunchForm, **values: str) -> None:
     for field, value in values.items():
         form.query_one(f"#f-{field}", Input).value = value
@@ -56,14 +64,9 @@ async def fill(pilot: Any, form: LaunchForm, **values: str) -> None:
 async def test_launch_jupyter_from_the_form(
     launched_name: str, docker_client: Any, tmp_path: Path
 ) -> None:
-    app = GpuconsoleApp(
-        LocalDockerHost(engine_url()), refresh_seconds=0.5, config_path=tmp_path / "config.toml"
-    )
+    app = console_app(tmp_path)
     async with app.run_test(size=(140, 50)) as pilot:
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, LaunchForm))
-        form = app.screen
-        assert isinstance(form, LaunchForm)
+        form = await open_form(app, pilot)
         form.query_one("#variant", Select).value = "jupyter"
         await fill(
             pilot,
@@ -113,14 +116,9 @@ async def test_launch_jupyter_from_the_form(
 async def test_bad_input_is_marked_and_creates_nothing(
     launched_name: str, docker_client: Any, tmp_path: Path
 ) -> None:
-    app = GpuconsoleApp(
-        LocalDockerHost(engine_url()), refresh_seconds=0.5, config_path=tmp_path / "config.toml"
-    )
+    app = console_app(tmp_path)
     async with app.run_test(size=(140, 50)) as pilot:
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, LaunchForm))
-        form = app.screen
-        assert isinstance(form, LaunchForm)
+        form = await open_form(app, pilot)
         await fill(pilot, form, image=JUPYTER_IMAGE, name=launched_name, memory="12XB", cpus="4096")
         mem_error = form.query_one("#error-memory", Static)
         cpu_error = form.query_one("#error-cpus", Static)
@@ -153,12 +151,9 @@ async def test_profile_fills_the_form_and_saves(tmp_path: Path) -> None:
         'image = "pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime"\nmemory = "32g"\n'
         'cpus = 8\nshm_size = "16g"\nvolumes = ["~/notebooks:/workspace/notebooks"]\n'
     )
-    app = GpuconsoleApp(LocalDockerHost(engine_url()), refresh_seconds=0.5, config_path=config)
+    app = console_app(tmp_path, config)
     async with app.run_test(size=(140, 50)) as pilot:
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, LaunchForm))
-        form = app.screen
-        assert isinstance(form, LaunchForm)
+        form = await open_form(app, pilot)
         form.query_one("#profile", Select).value = "pytorch-jupyter"
         await until(pilot, lambda: form.query_one("#f-memory", Input).value == "32g")
         assert form.query_one("#f-image", Input).value.endswith("2.6.0-cuda12.4-cudnn9-runtime")
@@ -178,14 +173,9 @@ async def test_profile_fills_the_form_and_saves(tmp_path: Path) -> None:
 
 
 async def test_gpu_preflight_is_shown_in_the_form(tmp_path: Path) -> None:
-    app = GpuconsoleApp(
-        LocalDockerHost(engine_url()), refresh_seconds=0.5, config_path=tmp_path / "config.toml"
-    )
+    app = console_app(tmp_path)
     async with app.run_test(size=(140, 50)) as pilot:
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, LaunchForm))
-        form = app.screen
-        assert isinstance(form, LaunchForm)
+        form = await open_form(app, pilot)
         await fill(pilot, form, image=JUPYTER_IMAGE, gpus="all")
         box = form.query_one("#launch-warnings", Static)
         # This engine has no NVIDIA runtime: said before anything is created, with the fix.

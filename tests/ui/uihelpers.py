@@ -32,3 +32,16 @@ async def engine_until(cond: Callable[[], bool], timeout: float = 20.0, what: st
 
 def notifications(app: object) -> list[str]:
     return [n.message for n in app._notifications]  # type: ignore[attr-defined]
+
+
+def text_of(item: object, width: int = 200) -> str:
+    """What a widget (its content) or a Rich renderable shows, as plain text."""
+    import io
+
+    from rich.console import Console
+    from textual.widgets import Static
+
+    renderable = item.content if isinstance(item, Static) else item
+    console = Console(width=width, file=io.StringIO(), record=True)
+    console.print(renderable)
+    return console.export_text()

@@ -28,6 +28,7 @@ from textual.widgets import (
     Static,
     TextArea,
 )
+from textual.worker import get_current_worker
 
 from gpuconsole import format as fmt
 from gpuconsole.backend.docker.host import DockerHost
@@ -226,6 +227,8 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
         except GpuconsoleError as exc:
             self.app.call_from_thread(self._show_status, str(exc), "red")
             return
+        if get_current_worker().is_cancelled:
+            return  # the form changed meanwhile: a newer check is running, show only that one
         self.app.call_from_thread(self._show_check, check.errors, check.warnings, findings)
 
     def _cuda_driver(self) -> int | None:
