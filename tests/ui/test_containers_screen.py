@@ -220,3 +220,25 @@ async def test_help_lists_the_keys() -> None:
             assert key in text and words in text
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+
+
+async def test_mouse_selects_a_row_and_opens_details(make_container) -> None:  # type: ignore[no-untyped-def]
+    c = make_container()
+    other = make_container()
+    app = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        t = table(app)
+        await until(pilot, lambda: {c.id, other.id} <= set(t.containers))
+        t.select_id(other.id)
+        await pilot.pause()
+        row = t.get_row_index(c.id)
+        # Line 0 of the table is its header: click the container's row, then click it again.
+        await pilot.click(ContainersTable, offset=(3, row + 1))
+        await until(pilot, lambda: t.selected_id == c.id, what="the click to select the row")
+        assert not isinstance(app.screen, DetailsScreen)
+        await pilot.click(ContainersTable, offset=(3, row + 1))
+        await until(
+            pilot,
+            lambda: isinstance(app.screen, DetailsScreen),
+            what="a second click to open the details",
+        )
