@@ -20,6 +20,17 @@ if TYPE_CHECKING:
     from gpuconsole.config import Settings
 
 
+def _interval(text: str) -> float:
+    """--gpu-interval: 0.1 to 60 seconds (argparse turns the error into exit code 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.1 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0.1..60 seconds — e.g. 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gpuconsole",
@@ -47,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--gpu-interval",
         metavar="SECONDS",
-        type=float,
+        type=_interval,
         default=None,
         help="GPU sample interval (default 1 s; history keeps 10 minutes)",
     )
@@ -204,7 +215,7 @@ def _run_tui(settings: Settings, args: argparse.Namespace) -> int:
     from gpuconsole.backend.gpu import ReplayError, open_local_gpu_source
     from gpuconsole.ui.app import GpuconsoleApp
 
-    interval = args.gpu_interval or settings.gpu_interval
+    interval = args.gpu_interval if args.gpu_interval is not None else settings.gpu_interval
     try:
         gpu_source = open_local_gpu_source(args.gpu_replay, interval)
     except ReplayError as exc:

@@ -172,8 +172,13 @@ def _cmd_launch(args: argparse.Namespace, settings: Settings) -> int:
         run_preflight,
     )
     from gpuconsole.cli import make_host
+    from gpuconsole.profiles import ProfileError
 
-    spec = _spec_from_args(args, settings)
+    try:
+        spec = _spec_from_args(args, settings)
+    except ProfileError as exc:  # an unknown or malformed --profile is bad input: exit 2
+        _err(f"--profile: {exc}")
+        return 2
     host = make_host(settings, args)
     try:
         snapshot, cuda = _gpu_facts(spec)

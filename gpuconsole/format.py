@@ -13,7 +13,13 @@ from gpuconsole.backend.models import ContainerSummary, GpuRequest, PortMapping
 NA = "N/A"
 NONE = "-"
 
-_SECRET = re.compile(r"TOKEN|PASSWORD|PASSWD|SECRET|KEY|CREDENTIAL", re.IGNORECASE)
+_SECRET = re.compile(
+    r"TOKEN|PASS|PWD|(^|_)PW($|_)|SECRET|KEY|CREDENTIAL|AUTH|PRIVATE|COOKIE|SESSION",
+    re.IGNORECASE,
+)
+#: user:password@ in a URL (DATABASE_URL=postgres://u:pw@db/x) and secrets in argv.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+(?P<tail>@)", re.I)
+_ARG_SECRET = re.compile(r"(?P<head>(token|password|passwd|secret)=)[^\s&]+", re.I)
 MASK = "••••••"
 
 
@@ -98,7 +104,15 @@ def image(name: str, width: int = 40) -> str:
 
 
 def masked_env(key: str, value: str) -> str:
-    return MASK if _SECRET.search(key) and value else value
+    if _SECRET.search(key) and value:
+        return MASK
+    return mask_text(value)
+
+
+def mask_text(text: str) -> str:
+    """Hide passwords in URLs and ``token=``-style values inside free text (commands, URLs)."""
+    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("tail"), text)
+    return _ARG_SECRET.sub(lambda m: m.group("head") + MASK, text)
 
 
 def is_secret(key: str) -> bool:

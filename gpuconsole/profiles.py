@@ -205,6 +205,11 @@ def _splice(text: str, name: str, block: str | None) -> str:
         assert header is not None
         if header[:2] == ("profiles", name):
             end = headers[n + 1][0] if n + 1 < len(headers) else len(lines)
+            # Comments and blank lines just above the next table belong to that table.
+            while end > start + 1 and (
+                not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")
+            ):
+                end -= 1
             remove.append((start, end))
     insert_at = remove[0][0] if remove else None
     for start, end in reversed(remove):
@@ -225,7 +230,11 @@ def _splice(text: str, name: str, block: str | None) -> str:
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` all or nothing, mode 0600."""
+    """Write ``text`` to ``path`` all or nothing, mode 0600.
+
+    A symlinked config (dotfiles) is written through: the link stays, its target changes.
+    """
+    path = Path(os.path.realpath(path))
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -3,6 +3,7 @@ opens the containers screen."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from textual.app import App
@@ -65,13 +66,8 @@ class GpuconsoleApp(App[int]):
                 interval=self.gpu_interval,
                 replay_name=self.replay_name,
             )
-            self.run_worker(
-                self.gpu_poller.run,
-                thread=True,
-                group="poll:gpu",
-                name="gpu-poller",
-                exit_on_error=False,
-            )
+            # A daemon thread (see ContainersScreen): a stuck sample must not block quitting.
+            threading.Thread(target=self.gpu_poller.run, name="poll:gpu", daemon=True).start()
 
     def on_gpu_update(self, message: GpuUpdate) -> None:
         self.gpu_view = message.view

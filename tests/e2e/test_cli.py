@@ -138,3 +138,9 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
     cfg.write_text("[ui\n")
     out = gc("ps", env={"GPUCONSOLE_CONFIG": str(cfg)})
     assert out.returncode == 1 and "not valid TOML" in out.stderr
+
+
+def test_bad_gpu_interval_is_usage_error() -> None:
+    for value in ("-1", "0", "fast"):
+        out = gc("--gpu-interval", value, "ps")
+        assert out.returncode == 2 and "--gpu-interval" in out.stderr

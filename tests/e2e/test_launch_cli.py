@@ -157,7 +157,7 @@ def test_gpu_launch_fails_in_words_and_leaves_nothing(run: Run) -> None:
     assert out.returncode == 1
     assert "preflight error: the engine has no NVIDIA container runtime" in out.stderr
     assert "install nvidia-container-toolkit" in out.stderr and "--gpus none" in out.stderr
-    assert "[cleanup] removing the failed container" in out.stderr
+    assert "[cleanup] removed the failed container" in out.stderr
     assert not run.containers()
 
 
@@ -300,7 +300,7 @@ def test_profile_launch_and_save(run: Run, docker_client: Any, tmp_path: Path) -
     assert oct(cfg.stat().st_mode & 0o777) == "0o600"
     out = gc("--config", str(cfg), "launch", "--profile", "nope")
     assert (
-        out.returncode == 1 and "no profile 'nope'" in out.stderr and "bigger, small" in out.stderr
+        out.returncode == 2 and "no profile 'nope'" in out.stderr and "bigger, small" in out.stderr
     )
 
 

@@ -181,3 +181,22 @@ async def test_gpu_preflight_is_shown_in_the_form(tmp_path: Path) -> None:
         # This engine has no NVIDIA runtime: said before anything is created, with the fix.
         await until(pilot, lambda: "GPU pre-flight" in text_of(box), what="pre-flight findings")
         assert "nvidia-container-toolkit" in text_of(box)
+
+
+async def test_an_unexpected_error_does_not_wedge_the_form(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import gpuconsole.backend.launch as launch_api
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something nobody planned for")
+
+    monkeypatch.setattr(launch_api, "launch", broken)
+    app = console_app(tmp_path)
+    async with app.run_test(size=(140, 50)) as pilot:
+        form = await open_form(app, pilot)
+        await fill(pilot, form, image=JUPYTER_IMAGE)
+        await pilot.press("ctrl+s")
+        status = form.query_one("#launch-status", Static)
+        await until(pilot, lambda: "something nobody planned for" in text_of(status))
+        assert not form.query_one("#go").disabled  # can try again
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, LaunchForm), what="esc to close")

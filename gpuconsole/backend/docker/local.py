@@ -158,7 +158,17 @@ class LocalDockerHost:
         )
 
     def close(self) -> None:
-        self._drop_client()
+        """Release the connection without waiting: a call stuck on a hung engine holds the lock
+        for up to its timeout, and closing (quitting the console) must not wait for that."""
+        if not self._client_lock.acquire(blocking=False):
+            return
+        try:
+            client, self._client = self._client, None
+        finally:
+            self._client_lock.release()
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -187,9 +197,13 @@ class LocalDockerHost:
         return out
 
     def measured_stats(
-        self, container_ids: list[str], window: float = 0.25
+        self, container_ids: list[str], window: float = 1.0
     ) -> dict[str, ContainerStats]:
-        """Stats with a measured CPU % for every container: two readings ``window`` apart."""
+        """Stats with a measured CPU % for every container: two readings ``window`` apart.
+
+        A second spans ten CFS periods: shorter windows let a throttled container (--cpus 1.5)
+        read above its own limit.
+        """
         self.stats(container_ids)
         time.sleep(window)
         return self.stats(container_ids)

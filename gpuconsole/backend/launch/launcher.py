@@ -9,6 +9,7 @@ finds a launch again with ``describe_launch``.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
@@ -138,7 +139,10 @@ class _Run:
     def report(self, stage: str, message: str, fraction: float | None = None) -> None:
         self.stage = stage
         if self.on_progress is not None:
-            self.on_progress(LaunchProgress(stage, message, fraction))
+            # A listener that went away (a closed UI, a closed stderr pipe) must not stop
+            # the launch half-way, least of all its cleanup.
+            with contextlib.suppress(Exception):
+                self.on_progress(LaunchProgress(stage, message, fraction))
 
     def check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.is_set():
@@ -158,7 +162,7 @@ class _Run:
     def remove(self) -> None:
         if self.container_id is None:
             return
-        self.report("cleanup", f"removing the failed container {self.container_id[:12]}")
+        short = self.container_id[:12]
         try:
             with self.call(self.container_id, "remove"):
                 self.api.remove_container(self.container_id, force=True, v=True)
@@ -171,6 +175,7 @@ class _Run:
             except GpuconsoleError:
                 pass
         self.container_id = None
+        self.report("cleanup", f"removed the failed container {short}")
 
 
 def pull_image(

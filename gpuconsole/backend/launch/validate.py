@@ -9,6 +9,7 @@ missing mount sources, plus the resolved ``LaunchPlan`` when there are no errors
 from __future__ import annotations
 
 import getpass
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -240,7 +241,10 @@ def _cpus(value: str | float | int | None) -> float | None:
         return None
     if isinstance(value, bool):
         raise ValueError("not a number")
-    return float(value)
+    cpus = float(value)
+    if not math.isfinite(cpus):
+        raise ValueError("not a finite number")
+    return cpus
 
 
 def validate(
@@ -322,8 +326,9 @@ def validate(
         err("cpus", f"{spec.cpus!r} is not a number — e.g. 8 or 1.5")
         cpus = None
     if cpus is not None:
-        if cpus <= 0:
-            err("cpus", f"{spec.cpus!r} must be more than 0 — e.g. 8 or 1.5")
+        if cpus < 0.01:
+            # Docker's smallest quota; below it NanoCpus rounds to 0, which means "no limit".
+            err("cpus", f"{spec.cpus!r} is below Docker's minimum of 0.01 — e.g. 8 or 1.5")
         elif facts.cpus and cpus > facts.cpus:
             err(
                 "cpus",

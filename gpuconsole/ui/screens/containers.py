@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import partial
 
@@ -93,16 +94,14 @@ class ContainersScreen(Screen[None]):
         return self.query_one(ContainersTable)
 
     def on_mount(self) -> None:
-        self.query_one("#filter").display = False
+        box = self.query_one("#filter", Input)
+        box.display = False
+        box.disabled = True  # hidden: it must not catch keys (focus falls back to the screen)
         self.query_one(EngineDown).display = False
         self._refresh_host_line()
-        self.run_worker(
-            self.poller.run,
-            thread=True,
-            group="poll:" + self.host.name,
-            name="poller",
-            exit_on_error=False,
-        )
+        # A daemon thread, not a Textual worker: a poll stuck on a hung engine must not hold up
+        # quitting (Textual waits for its thread workers at exit).
+        threading.Thread(target=self.poller.run, name=f"poll:{self.host.name}", daemon=True).start()
         self.table.focus()
 
     def on_unmount(self) -> None:
@@ -318,6 +317,7 @@ class ContainersScreen(Screen[None]):
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
+        box.disabled = False
         box.display = True
         box.focus()
 
@@ -325,6 +325,7 @@ class ContainersScreen(Screen[None]):
         box = self.query_one("#filter", Input)
         box.value = ""
         box.display = False
+        box.disabled = True
         self.table.focus()
 
     @on(Input.Changed, "#filter")
@@ -337,6 +338,7 @@ class ContainersScreen(Screen[None]):
     def _filter_done(self, event: Input.Submitted) -> None:
         if not event.value:
             event.input.display = False
+            event.input.disabled = True
         self.table.focus()
 
     def action_help(self) -> None:

@@ -38,7 +38,7 @@ def render_details(d: ContainerDetails) -> Table:
     row("Name", s.name)
     row("ID", s.id)
     row("Image", s.image)
-    row("Command", " ".join(d.entrypoint + d.command) or fmt.NONE)
+    row("Command", fmt.mask_text(" ".join(d.entrypoint + d.command)) or fmt.NONE)
     row("Created", d.created_iso)
     row("State", s.state + (f" (exit code {d.exit_code})" if s.state == "exited" else ""))
     if d.started_at:

@@ -8,6 +8,7 @@ backend — the form only ever shows what happened.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -225,7 +226,12 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
                     cuda_driver=self._cuda_driver(),
                 )
         except GpuconsoleError as exc:
-            self.app.call_from_thread(self._show_status, str(exc), "red")
+            self._from_thread(self._show_status, str(exc), "red")
+            return
+        except Exception as exc:  # a bug must show, not silently stop checking
+            self._from_thread(
+                self._show_status, f"check failed: {type(exc).__name__}: {exc}", "red"
+            )
             return
         if get_current_worker().is_cancelled:
             return  # the form changed meanwhile: a newer check is running, show only that one
@@ -319,7 +325,8 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
         self._run_launch(self.spec(), self._cancel, create_missing)
 
     def action_cancel(self) -> None:
-        if self._cancel is not None:
+        running = any(w.group == "launch" and w.is_running for w in self.workers)
+        if self._cancel is not None and running:
             self._cancel.set()
             self._show_status("Cancelling… (anything created is removed)", "yellow")
             return
@@ -330,7 +337,7 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
         from gpuconsole.backend.launch import launch
 
         def progress(p: LaunchProgress) -> None:
-            self.app.call_from_thread(self._progress, p)
+            self._from_thread(self._progress, p)
 
         try:
             result = launch(
@@ -342,12 +349,27 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
                 create_missing_sources=create_missing,
             )
         except LaunchRejected as exc:
-            self.app.call_from_thread(self._rejected, exc, spec)
+            self._from_thread(self._rejected, exc, spec)
             return
         except GpuconsoleError as exc:  # LaunchFailed carries the last log lines in its text
-            self.app.call_from_thread(self._failed, str(exc))
+            self._from_thread(self._failed, str(exc))
             return
-        self.app.call_from_thread(self.dismiss, result)
+        except Exception as exc:  # never leave the form stuck on "launching"
+            self._from_thread(self._failed, f"launch failed: {type(exc).__name__}: {exc}")
+            return
+        self._from_thread(self.dismiss, result)
+
+    def _from_thread(self, callback: Any, *args: Any) -> None:
+        """Hand a result to the UI, unless the app is already gone (quit mid-launch)."""
+        if self.app.is_running:
+            with contextlib.suppress(Exception):
+                self.app.call_from_thread(callback, *args)
+
+    def on_unmount(self) -> None:
+        # Closing the form (or quitting) stops a launch in progress; the backend removes
+        # whatever it had created.
+        if self._cancel is not None:
+            self._cancel.set()
 
     def _progress(self, p: LaunchProgress) -> None:
         self._show_status(f"[{p.stage}] {p.message}")

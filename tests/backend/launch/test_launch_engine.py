@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import threading
 import time
 import uuid
@@ -24,15 +23,14 @@ from gpuconsole.backend.launch import (
 )
 from gpuconsole.backend.launch.create import build_create_request
 
-from support import TEST_IMAGE, TEST_LABEL
+from support import TEST_IMAGE, TEST_LABEL, memlock_limit
 
 JUPYTER_IMAGE = os.environ.get("GPUCONSOLE_TEST_JUPYTER_IMAGE", "gpuconsole-test/jupyter:bookworm")
 
 
 def memlock() -> tuple[str, ...]:
-    """This machine may forbid raising memlock (no CAP_SYS_RESOURCE): stay within its limit."""
-    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
-    return () if hard == resource.RLIM_INFINITY else (f"memlock={hard}",)
+    limit = memlock_limit()
+    return (limit,) if limit else ()
 
 
 def run_label() -> tuple[str, str]:
@@ -207,3 +205,23 @@ def test_jupyter_launch_and_find_it_again(local_host, docker_client, tmp_path: P
         assert set(info.value.fields()) == {"name", "port"}
     finally:
         docker_client.api.remove_container(result.id, force=True)
+
+
+def test_a_listener_that_breaks_does_not_stop_the_cleanup(  # type: ignore[no-untyped-def]
+    local_host, docker_client
+) -> None:
+    """A UI that quit mid-launch (its progress callback raises) still gets nothing left behind."""
+    label = run_label()
+
+    def gone(progress: Any) -> None:
+        if progress.stage in ("wait", "cleanup"):
+            raise RuntimeError("the app is not running")
+
+    with pytest.raises(LaunchFailed):
+        launch(
+            local_host,
+            LaunchSpec(image=TEST_IMAGE, labels=label, ulimits=memlock()),
+            on_progress=gone,
+            timeout=20,
+        )
+    assert not with_label(docker_client, label[0])

@@ -138,3 +138,26 @@ def test_names_needing_quotes(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
     save_profile(Profile("team.a b", {"image": "x:1"}), cfg)
     assert get_profile("team.a b", cfg).values == {"image": "x:1"}
+
+
+def test_comments_around_a_replaced_profile_survive(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        '[profiles.train]\nimage = "a/b:1"\n\n# ---- GPU sampling: do not touch ----\n'
+        "[gpu]\ninterval_seconds = 2.0\n"
+    )
+    save_profile(Profile("train", {"image": "a/b:2"}), cfg)
+    text = cfg.read_text()
+    assert "# ---- GPU sampling: do not touch ----\n[gpu]" in text
+    assert get_profile("train", cfg).values == {"image": "a/b:2"}
+
+
+def test_a_symlinked_config_stays_a_symlink(tmp_path: Path) -> None:
+    real = tmp_path / "dotfiles" / "gpuconsole.toml"
+    real.parent.mkdir()
+    real.write_text("[ui]\nrefresh_seconds = 3.0\n")
+    link = tmp_path / "config.toml"
+    link.symlink_to(real)
+    save_profile(Profile("p", {"image": "a/b:1"}), link)
+    assert link.is_symlink() and link.resolve() == real
+    assert "[profiles.p]" in real.read_text() and "refresh_seconds = 3.0" in real.read_text()

@@ -319,3 +319,11 @@ def test_dockerfiles_install_only_what_is_missing() -> None:
     assert "jupyter-notebook" in apt and "pip" not in apt.split("CMD")[0]
     with pytest.raises(BuildFailed, match="Debian/Ubuntu"):
         variant_dockerfile("alpine:3", "ssh", parse_facts("pm=apk\nos=alpine\n"))
+
+
+@pytest.mark.parametrize("cpus", ["nan", "inf", "-1", "0", "1e-12", "0.001"])
+def test_cpus_that_docker_would_misread_are_refused(tmp_path: Path, cpus: str) -> None:
+    # nan/inf crashed the conversion; tiny values round to NanoCpus=0, i.e. no limit at all.
+    check = validate(spec(tmp_path, cpus=cpus), facts())
+    assert "cpus" in dict(check.errors)
+    assert check.plan is None
