@@ -17,6 +17,14 @@ def short_gpu_name(name: str) -> str:
     return name.removeprefix("NVIDIA ").removeprefix("Tesla ")
 
 
+def _append_spark(text: Text, spark: str, style: str) -> None:
+    """The blank lead-in goes unstyled: some SVG renderers strip leading blanks of a styled run,
+    which would slide the sparkline left in screenshots."""
+    body = spark.lstrip(" ")
+    text.append(" " * (len(spark) - len(body)))
+    text.append(body + "\n", style=style)
+
+
 def card_text(gpu: GpuSample, view: GpuView, width: int) -> Text:
     width = max(width, 30)
     text = Text(no_wrap=True, overflow="ellipsis")
@@ -32,9 +40,8 @@ def card_text(gpu: GpuSample, view: GpuView, width: int) -> Text:
     util = gpu.utilization_gpu_percent
     text.append("util ", style="dim")
     text.append(f"{fmt.percent(util):>5} ", style=LEVEL_STYLE[fmt.level(util, 70, 95)])
-    text.append(
-        fmt.spark(view.series(gpu.uuid, "utilization_gpu_percent"), spark_w, 100) + "\n",
-        style="cyan",
+    _append_spark(
+        text, fmt.spark(view.series(gpu.uuid, "utilization_gpu_percent"), spark_w, 100), "cyan"
     )
 
     frac = gpu.memory_fraction
@@ -53,9 +60,10 @@ def card_text(gpu: GpuSample, view: GpuView, width: int) -> Text:
     power = fmt.watts(draw, limit)
     text.append("pwr  ", style="dim")
     text.append(f"{power} ", style=LEVEL_STYLE[fmt.level(ratio, 80, 95)])
-    text.append(
-        fmt.spark(view.series(gpu.uuid, "power_w"), max(4, width - 6 - len(power)), limit) + "\n",
-        style="magenta",
+    _append_spark(
+        text,
+        fmt.spark(view.series(gpu.uuid, "power_w"), max(4, width - 6 - len(power)), limit),
+        "magenta",
     )
     holders = view.holders(gpu.index)
     text.append(", ".join(holders) if holders else "no processes", style="" if holders else "dim")
