@@ -110,7 +110,7 @@ def masked_env(key: str, value: str) -> str:
 
 
 def mask_text(text: str) -> str:
-    """Hide passwords in URLs and ``token=``-style values inside free text (commands, URLs)."""
+    """Hide passwords in URLs, and secret values given as KEY=VALUE inside free text."""
     text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + m.group("tail"), text)
     return _ARG_SECRET.sub(lambda m: m.group("head") + MASK, text)
 

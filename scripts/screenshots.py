@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,49 +27,33 @@ IMAGE = os.environ.get("GPUCONSOLE_TEST_IMAGE", "gpuconsole-test/busybox:1")
 LABEL = {"gpuconsole-demo": "1"}
 
 
-def start_demo(client: docker.DockerClient, workdir: str) -> list[str]:
-    made = []
-    made.append(
-        client.containers.run(
-            IMAGE,
-            ["sh", "-c", "while :; do :; done"],
-            name="train-resnet50",
-            detach=True,
-            labels={**LABEL, "gpuconsole.variant": "ssh"},
-            mem_limit="2g",
-            shm_size="1g",
-            ports={"22/tcp": ("127.0.0.1", 2222)},
-            volumes={workdir: {"bind": "/home/aiuser/projects", "mode": "rw"}},
-        )
+def start_demo(client: docker.DockerClient, workdir: str) -> None:
+    """Four labelled containers that look like a workstation's day: busy, idle, exited."""
+    run = partial(client.containers.run, IMAGE, detach=True)
+    run(
+        ["sh", "-c", "while :; do :; done"],
+        name="train-resnet50",
+        labels={**LABEL, "gpuconsole.variant": "ssh"},
+        mem_limit="2g",
+        shm_size="1g",
+        ports={"22/tcp": ("127.0.0.1", 2222)},
+        volumes={workdir: {"bind": "/home/aiuser/projects", "mode": "rw"}},
     )
-    made.append(
-        client.containers.run(
-            IMAGE,
-            ["sh", "-c", "head -c 200000000 /dev/zero > /dev/shm/cache; sleep 86400"],
-            name="jupyter-ana-1",
-            detach=True,
-            labels={**LABEL, "gpuconsole.variant": "jupyter"},
-            environment={"JUPYTER_TOKEN": "3f9c1d2e8b7a6f5e4d3c2b1a"},
-            ports={"8888/tcp": ("127.0.0.1", 8888)},
-            volumes={workdir: {"bind": "/workspace", "mode": "rw"}},
-        )
+    run(
+        ["sh", "-c", "head -c 200000000 /dev/zero > /dev/shm/cache; sleep 86400"],
+        name="jupyter-ana-1",
+        labels={**LABEL, "gpuconsole.variant": "jupyter"},
+        environment={"JUPYTER_TOKEN": "3f9c1d2e8b7a6f5e4d3c2b1a"},
+        ports={"8888/tcp": ("127.0.0.1", 8888)},
+        volumes={workdir: {"bind": "/workspace", "mode": "rw"}},
     )
-    made.append(
-        client.containers.run(
-            IMAGE,
-            ["sleep", "86400"],
-            name="tensorboard",
-            detach=True,
-            labels=LABEL,
-            ports={"6006/tcp": ("127.0.0.1", 6006)},
-        )
+    run(
+        ["sleep", "86400"],
+        name="tensorboard",
+        labels=LABEL,
+        ports={"6006/tcp": ("127.0.0.1", 6006)},
     )
-    failed = client.containers.run(
-        IMAGE, ["sh", "-c", "exit 1"], name="etl-nightly", detach=True, labels=LABEL
-    )
-    failed.wait()
-    made.append(failed)
-    return [c.id for c in made]
+    run(["sh", "-c", "exit 1"], name="etl-nightly", labels=LABEL).wait()
 
 
 RECORDING = (
