@@ -70,7 +70,8 @@ def main() -> int:
 
     import docker
 
-    from gpuconsole.backend.docker.local import LocalDockerHost, default_docker_host
+    from gpuconsole.backend.docker.engine import default_docker_host
+    from gpuconsole.backend.hosts.open import local_host
 
     url = default_docker_host()
     docker_cli = shutil.which("docker")
@@ -88,13 +89,13 @@ def main() -> int:
         for n in args.sizes:
             start_containers(client, args.image, n)
             time.sleep(1.0)
-            cold_host = LocalDockerHost(url)
+            cold_host = local_host(url, gpu=False).engine
             start = time.perf_counter()
             cold_host.snapshot(all=True)
             cold = time.perf_counter() - start
             cold_host.close()
 
-            host = LocalDockerHost(url)
+            host = local_host(url, gpu=False).engine
             host.snapshot(all=True)
             snap = host.snapshot(all=True)
             assert len(snap.stats) >= n and all(

@@ -16,10 +16,11 @@ import statistics
 import time
 from typing import Any
 
-from gpuconsole.backend.docker.local import LocalDockerHost
 from gpuconsole.backend.gpu.history import GpuHistory
 from gpuconsole.backend.gpu.nvml_source import NvmlSource
 from gpuconsole.backend.gpu.nvml_standin import StandInNvml, h100_devices
+from gpuconsole.backend.hosts.open import local_host
+from gpuconsole.monitor.events import GpusUpdated
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.messages import GpuUpdate
 
@@ -40,21 +41,18 @@ class TimedApp(GpuconsoleApp):
 
 async def run() -> None:
     source = NvmlSource(nvml=StandInNvml(h100_devices(GPUS)))
-    app = TimedApp(
-        LocalDockerHost("unix:///nonexistent.sock", timeout=1), gpu_source=source, gpu_interval=0.05
-    )
+    app = TimedApp(local_host("unix:///nonexistent.sock", gpu=source, timeout=1), gpu_interval=0.05)
     poller_ms: list[float] = []
     async with app.run_test(size=(160, 50)) as pilot:
-        while app.gpu_poller is None:
-            await pilot.pause(0.01)
+        monitor = app.fleet[app.host.name]
         # The console's real history: 10 minutes at 1 Hz (the bench ticks faster to finish).
-        history = app.gpu_poller.history = GpuHistory(interval=1.0, window_s=600.0)
+        history = monitor.history = GpuHistory(interval=1.0, window_s=600.0)
         # Fill it so the view copies are at their largest.
         for _ in range(history.capacity):
             history.append(source.sample())
-        real_run = app.gpu_poller.source.sample
+        real_run = source.sample
 
-        real_post = app.gpu_poller._post
+        real_post = monitor._emit
         started: list[float] = []
 
         def timed_sample() -> Any:
@@ -63,12 +61,12 @@ async def run() -> None:
 
         def timed_post(message: Any) -> Any:
             # sample + history append + attribution + view built: the poller's whole tick.
-            if started and isinstance(message, GpuUpdate):
+            if started and isinstance(message, GpusUpdated):
                 poller_ms.append((time.perf_counter() - started.pop()) * 1000)
             return real_post(message)
 
-        app.gpu_poller.source.sample = timed_sample  # type: ignore[method-assign]
-        app.gpu_poller._post = timed_post
+        source.sample = timed_sample  # type: ignore[method-assign]
+        monitor._emit = timed_post
         app.ui_ms.clear()
         while len(app.ui_ms) < SAMPLES:
             await pilot.pause(0.05)

@@ -17,7 +17,8 @@ from typing import Any
 
 import docker
 
-from gpuconsole.backend.docker.local import LocalDockerHost, default_docker_host
+from gpuconsole.backend.docker.engine import default_docker_host
+from gpuconsole.backend.hosts.open import local_host
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.screens.details import DetailsScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable
@@ -89,9 +90,8 @@ class FastReplay:
 async def shoot() -> None:
     source = FastReplay(stop_after=26)
     app = GpuconsoleApp(
-        LocalDockerHost(default_docker_host()),
+        local_host(default_docker_host(), gpu=source),  # type: ignore[arg-type]
         refresh_seconds=1.0,
-        gpu_source=source,  # type: ignore[arg-type]
         gpu_interval=0.1,
         replay_name=RECORDING.name,
     )

@@ -70,8 +70,8 @@ def make_container(docker_client: Any) -> Iterator[Callable[..., Any]]:
 
 @pytest.fixture
 def local_host() -> Iterator[Any]:
-    from gpuconsole.backend.docker.local import LocalDockerHost
+    from gpuconsole.backend.hosts.open import local_host
 
-    host = LocalDockerHost(base_url=engine_url())
-    yield host
+    host = local_host(engine_url(), gpu=False)
+    yield host.engine
     host.close()

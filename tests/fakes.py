@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from gpuconsole.backend.errors import ContainerNotFound, HostUnreachable
+from gpuconsole.backend.hosts.local import LocalMachine
 from gpuconsole.backend.models import (
     NO_GPUS,
     ContainerDetails,
@@ -91,6 +92,10 @@ class FakeHost:
     @property
     def address(self) -> str:
         return "unix:///var/run/docker.sock"
+
+    @property
+    def machine(self) -> LocalMachine:
+        return LocalMachine()
 
     def _check(self) -> None:
         if self.down:

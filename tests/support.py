@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from typing import Any
 
 TEST_IMAGE = os.environ.get("GPUCONSOLE_TEST_IMAGE", "gpuconsole-test/busybox:1")
 TEST_LABEL = "gpuconsole-test"
@@ -45,3 +46,23 @@ def memlock_limit() -> str | None:
     CAP_SYS_RESOURCE, as inside a CI container); None where ``memlock=-1`` works."""
     hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
     return None if hard == resource.RLIM_INFINITY else f"memlock={hard}"
+
+
+def host_at(
+    url: str | None = None, *, gpu: object = False, timeout: int = 10, name: str = "local"
+) -> Any:
+    """The local host as the console builds it, on the test engine (or ``url``).
+
+    ``gpu``: False for no GPU source (most tests), or a source (a replay) to show.
+    """
+    from gpuconsole.backend.hosts.open import local_host
+
+    return local_host(url or engine_url(), gpu=gpu, timeout=timeout, name=name)  # type: ignore[arg-type]
+
+
+def host_of(engine: object, gpu: object = None, name: str = "local") -> Any:
+    """A Host around a stand-in engine (the snapshot tests' FakeHost)."""
+    from gpuconsole.backend.hosts.host import Host
+    from gpuconsole.backend.hosts.local import LocalMachine
+
+    return Host(name, LocalMachine(name), engine, gpu)  # type: ignore[arg-type]

@@ -16,13 +16,13 @@ STYLED_CHECK = textwrap.dedent(
     """
     import asyncio, sys
     import gpuconsole
-    from gpuconsole.resources import stylesheet
-    from gpuconsole.backend.docker.local import LocalDockerHost
+    from gpuconsole.ui.resources import stylesheet
+    from gpuconsole.backend.hosts.open import local_host
     from gpuconsole.ui.app import GpuconsoleApp
 
     print(stylesheet())
     async def main():
-        app = GpuconsoleApp(LocalDockerHost("unix:///nonexistent/docker.sock", timeout=1))
+        app = GpuconsoleApp(local_host("unix:///nonexistent/docker.sock", gpu=False, timeout=1))
         async with app.run_test() as pilot:
             panel = app.screen.query_one("#engine-down")
             for _ in range(50):

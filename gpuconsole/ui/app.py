@@ -1,22 +1,32 @@
-"""The Textual application: holds the injected host and GPU source, runs the GPU poller, and
-opens the containers screen."""
+"""The Textual application: holds the hosts, runs their monitors, and opens the containers screen.
+
+The monitors (gpuconsole.monitor) are headless; their events become messages here. Container
+events go to the containers screen, GPU samples to every screen that shows GPUs.
+"""
 
 from __future__ import annotations
 
-import threading
+import contextlib
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from textual.app import App
 from textual.screen import Screen
 
 from gpuconsole import __version__
-from gpuconsole.backend.docker.host import DockerHost
-from gpuconsole.backend.gpu import GpuSource
-from gpuconsole.backend.models import HostSnapshot
-from gpuconsole.resources import stylesheet
-from gpuconsole.ui.gpu_view import GpuView
-from gpuconsole.ui.messages import GpuUpdate
-from gpuconsole.ui.pollers import GpuPoller
+from gpuconsole.backend.hosts.host import Host
+from gpuconsole.monitor.events import (
+    ContainersUpdated,
+    EngineDown,
+    GpusUpdated,
+    MonitorEvent,
+    RefreshFailed,
+)
+from gpuconsole.monitor.fleet import Fleet
+from gpuconsole.monitor.gpu_view import GpuView
+from gpuconsole.ui.messages import GpuUpdate, HostDown, LinkChanged, PollFailed, SnapshotReady
+from gpuconsole.ui.resources import stylesheet
 from gpuconsole.ui.screens.containers import ContainersScreen
 
 
@@ -27,56 +37,109 @@ class GpuconsoleApp(App[int]):
 
     def __init__(
         self,
-        host: DockerHost,
+        hosts: Host | Sequence[Host],
         read_only: bool = False,
         refresh_seconds: float = 2.0,
         show_all: bool = True,
-        gpu_source: GpuSource | None = None,
         gpu_interval: float = 1.0,
         replay_name: str | None = None,
         config_path: Path | None = None,
+        warnings: Sequence[str] = (),
     ) -> None:
         super().__init__()
-        self.host = host
+        self.hosts: tuple[Host, ...] = (hosts,) if isinstance(hosts, Host) else tuple(hosts)
         self.read_only = read_only
         self.refresh_seconds = refresh_seconds
-        self.show_all = show_all
-        self.gpu_source = gpu_source
         self.gpu_interval = gpu_interval
         self.replay_name = replay_name
         self.config_path = config_path
-        self.gpu_view: GpuView | None = None
-        self.containers_screen = ContainersScreen(
-            host, read_only, refresh_seconds, show_all, with_gpus=gpu_source is not None
+        self.warnings = tuple(warnings)
+        self.gpu_views: dict[str, GpuView] = {}
+        self.fleet = Fleet(
+            self.hosts,
+            self._from_monitor,
+            refresh_seconds=refresh_seconds,
+            show_all=show_all,
+            gpu_interval=gpu_interval,
+            replay_name=replay_name,
         )
-        self.gpu_poller: GpuPoller | None = None
+        with_gpus = any(h.gpu is not None for h in self.hosts)
+        self.containers_screen = ContainersScreen(
+            self.hosts, self.fleet, read_only, with_gpus=with_gpus
+        )
+
+    @property
+    def host(self) -> Host:
+        """The first host (the only one in a one-host console)."""
+        return self.hosts[0]
+
+    @property
+    def gpu_view(self) -> GpuView | None:
+        """The GPU view of the host in focus (the containers screen's scope, else the first)."""
+        scope = self.containers_screen.scope
+        if scope is not None:
+            return self.gpu_views.get(scope)
+        for host in self.hosts:
+            if host.name in self.gpu_views:
+                return self.gpu_views[host.name]
+        return None
 
     def get_default_screen(self) -> Screen[None]:
         return self.containers_screen
 
-    def _latest_containers(self) -> HostSnapshot | None:
-        return self.containers_screen.snapshot
+    # -- from the monitors (worker threads) -------------------------------------------------
+
+    def _from_monitor(self, event: MonitorEvent) -> None:
+        if not self.is_running:
+            return  # quitting: the loop may already be closed
+        with contextlib.suppress(RuntimeError):  # the loop closed between check and post
+            self._route(event)
+
+    def _route(self, event: MonitorEvent) -> None:
+        if isinstance(event, ContainersUpdated):
+            self.post_message(SnapshotReady(event.snapshot, event.host))
+        elif isinstance(event, EngineDown):
+            self.post_message(HostDown(event.status, event.attempt, event.retry_in))
+        elif isinstance(event, RefreshFailed):
+            self.post_message(PollFailed(event.error, event.host))
+        elif isinstance(event, GpusUpdated):
+            self.post_message(GpuUpdate(event.view, event.host))
+
+    def _link_listener(self, host: str) -> Any:
+        def changed(link: Any) -> None:
+            self.post_message(LinkChanged(host, link))
+
+        return changed
 
     def on_mount(self) -> None:
-        if self.gpu_source is not None:
-            self.gpu_poller = GpuPoller(
-                self.gpu_source,
-                self.post_message,
-                self._latest_containers,
-                interval=self.gpu_interval,
-                replay_name=self.replay_name,
-            )
-            # A daemon thread (see ContainersScreen): a stuck sample must not block quitting.
-            threading.Thread(target=self.gpu_poller.run, name="poll:gpu", daemon=True).start()
+        for host in self.hosts:
+            add = getattr(host.machine, "add_listener", None)
+            if add is not None:
+                add(self._link_listener(host.name))
+        for warning in self.warnings:
+            self.notify(warning, title="Config", severity="warning", timeout=15)
+
+    # The containers screen owns the fleet's view; the app only routes to it.
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        self.containers_screen.on_snapshot_ready(message)
+
+    def on_host_down(self, message: HostDown) -> None:
+        self.containers_screen.on_host_down(message)
+
+    def on_poll_failed(self, message: PollFailed) -> None:
+        self.containers_screen.on_poll_failed(message)
+
+    def on_link_changed(self, message: LinkChanged) -> None:
+        self.containers_screen.on_link_changed(message)
 
     def on_gpu_update(self, message: GpuUpdate) -> None:
-        self.gpu_view = message.view
+        self.gpu_views[message.host] = message.view
         for screen in self.screen_stack:
             show = getattr(screen, "show_gpus", None)
             if show is not None:
-                show(message.view)
+                show(message.view, message.host)
 
     def on_unmount(self) -> None:
-        if self.gpu_poller is not None:
-            self.gpu_poller.stop()
-        self.host.close()
+        self.fleet.stop()
+        for host in self.hosts:
+            host.close()

@@ -1,41 +1,61 @@
-"""Messages posted from poller threads to the screen (Textual's post_message is thread-safe)."""
+"""Messages carrying the monitor layer's plain events onto the event loop.
+
+``post_message`` is thread-safe: monitors emit from their worker threads, handlers run on the
+loop, and only the loop touches widgets.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from textual.message import Message
 
 from gpuconsole.backend.models import HostSnapshot, HostStatus
-from gpuconsole.ui.gpu_view import GpuView
+from gpuconsole.monitor.gpu_view import GpuView
 
 
 class SnapshotReady(Message):
     """A full refresh of one host arrived."""
 
-    def __init__(self, snapshot: HostSnapshot) -> None:
+    def __init__(self, snapshot: HostSnapshot, host: str = "") -> None:
         self.snapshot = snapshot
+        self.host = host or snapshot.status.host
         super().__init__()
 
 
 class HostDown(Message):
-    """The host's engine could not be reached on the last attempt."""
+    """The host's engine (or the host) could not be reached on the last attempt."""
 
-    def __init__(self, status: HostStatus, attempt: int) -> None:
+    def __init__(self, status: HostStatus, attempt: int, retry_in: float = 2.0) -> None:
         self.status = status
+        self.host = status.host
         self.attempt = attempt
+        self.retry_in = retry_in
         super().__init__()
 
 
 class PollFailed(Message):
     """A refresh failed for a reason other than an unreachable engine."""
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, host: str = "") -> None:
         self.error = error
+        self.host = host
         super().__init__()
 
 
 class GpuUpdate(Message):
-    """A GPU sample with the history tails and the latest container attribution."""
+    """A GPU sample of one host with the history tails and the latest container attribution."""
 
-    def __init__(self, view: GpuView) -> None:
+    def __init__(self, view: GpuView, host: str = "") -> None:
         self.view = view
+        self.host = host or view.snapshot.host
+        super().__init__()
+
+
+class LinkChanged(Message):
+    """An SSH host's connection changed state (connecting, up, down, needs trust, refused)."""
+
+    def __init__(self, host: str, link: Any) -> None:
+        self.host = host
+        self.link = link
         super().__init__()

@@ -1,4 +1,4 @@
-"""LocalDockerHost against the real engine: listing, GPU requests, actions, errors, events."""
+"""The local DockerEngine against the real engine: listing, GPU requests, actions, events."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import threading
 import docker.types
 import pytest
 
-from gpuconsole.backend.docker.local import LocalDockerHost
 from gpuconsole.backend.errors import ActionRejected, ContainerNotFound, HostUnreachable
+from gpuconsole.backend.hosts.open import local_host as make_local_host
 from gpuconsole.backend.models import EngineState, GpuRequest
 
 from support import TEST_IMAGE, wait_for
@@ -95,7 +95,7 @@ def test_unknown_container_is_named(local_host) -> None:  # type: ignore[no-unty
 
 def test_unreachable_engine_names_address_and_fix(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = f"unix://{tmp_path}/nothing.sock"
-    host = LocalDockerHost(base_url=url, timeout=2)
+    host = make_local_host(url, gpu=False, timeout=2).engine
     status = host.status()
     assert status.state is EngineState.DOWN
     assert status.address == url
@@ -109,7 +109,7 @@ def test_explicit_base_url_ignores_docker_cli_context(monkeypatch, tmp_path) -> 
     monkeypatch.delenv("DOCKER_HOST", raising=False)
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     (tmp_path / "config.json").write_text('{"currentContext": "elsewhere"}')
-    assert LocalDockerHost().address == "unix:///var/run/docker.sock"
+    assert make_local_host(gpu=False).address == "unix:///var/run/docker.sock"
 
 
 def test_events_wake_the_listener(make_container, local_host) -> None:  # type: ignore[no-untyped-def]

@@ -14,12 +14,13 @@ from gpuconsole.ui.screens.details import DetailsScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable
 
 from fakes import CONTAINERS, FakeHost
+from support import host_of
 
 SIZE = (130, 30)
 
 
 def app_with(host: FakeHost, read_only: bool = False) -> GpuconsoleApp:
-    return GpuconsoleApp(host, read_only=read_only, refresh_seconds=60)  # type: ignore[arg-type]
+    return GpuconsoleApp(host_of(host), read_only=read_only, refresh_seconds=60)
 
 
 async def wait_rows(pilot: Pilot[Any], select: str | None = None) -> None:
@@ -83,9 +84,8 @@ def _replay_app(limit: int) -> GpuconsoleApp:
 
     source = SteppedReplay(step=1.0, limit=limit)
     app = GpuconsoleApp(
-        FakeHost(),  # type: ignore[arg-type]
+        host_of(FakeHost(), gpu=source),
         refresh_seconds=60,
-        gpu_source=source,
         gpu_interval=0.02,
         replay_name=H100_RECORDING.name,
     )

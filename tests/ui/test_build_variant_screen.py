@@ -9,11 +9,10 @@ from typing import Any
 
 from textual.widgets import Input, ProgressBar, RichLog, Select, Static
 
-from gpuconsole.backend.docker.local import LocalDockerHost
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.screens.build_variant import BuildVariantScreen
 
-from support import TEST_IMAGE, engine_url
+from support import TEST_IMAGE, host_at
 from uihelpers import text_of, until
 
 DEBIAN_IMAGE = os.environ.get("GPUCONSOLE_TEST_DEBIAN_IMAGE", "gpuconsole-test/debian:bookworm")
@@ -33,7 +32,7 @@ async def open_screen(app: GpuconsoleApp, pilot: Any, base: str, tag: str) -> Bu
 
 async def test_build_ssh_variant_streams_its_log(docker_client: Any) -> None:
     tag = f"gpuconsole-test/ssh-ui:{uuid.uuid4().hex[:8]}"
-    app = GpuconsoleApp(LocalDockerHost(engine_url()), refresh_seconds=1.0)
+    app = GpuconsoleApp(host_at(), refresh_seconds=1.0)
     try:
         async with app.run_test(size=(140, 45)) as pilot:
             screen = await open_screen(app, pilot, DEBIAN_IMAGE, tag)
@@ -61,7 +60,7 @@ async def test_build_ssh_variant_streams_its_log(docker_client: Any) -> None:
 
 async def test_base_without_package_manager_is_refused(docker_client: Any) -> None:
     tag = f"gpuconsole-test/ssh-refused:{uuid.uuid4().hex[:8]}"
-    app = GpuconsoleApp(LocalDockerHost(engine_url()), refresh_seconds=1.0)
+    app = GpuconsoleApp(host_at(), refresh_seconds=1.0)
     async with app.run_test(size=(140, 45)) as pilot:
         screen = await open_screen(app, pilot, TEST_IMAGE, tag)
         await pilot.press("ctrl+s")

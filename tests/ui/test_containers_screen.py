@@ -6,19 +6,18 @@ from typing import Any
 
 from textual.widgets import Input, Static
 
-from gpuconsole.backend.docker.local import LocalDockerHost
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.screens.confirm import ConfirmScreen
 from gpuconsole.ui.screens.details import DetailsScreen
 from gpuconsole.ui.screens.help import HelpScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable
 
-from support import engine_url
+from support import host_at
 from uihelpers import engine_until, notifications, text_of, until
 
 
 def make_app(read_only: bool = False) -> GpuconsoleApp:
-    return GpuconsoleApp(LocalDockerHost(engine_url()), read_only=read_only, refresh_seconds=0.5)
+    return GpuconsoleApp(host_at(), read_only=read_only, refresh_seconds=0.5)
 
 
 def table(app: GpuconsoleApp) -> ContainersTable:
@@ -26,7 +25,7 @@ def table(app: GpuconsoleApp) -> ContainersTable:
 
 
 def row_text(app: GpuconsoleApp, cid: str) -> list[str]:
-    return [str(cell) for cell in table(app).get_row(cid)]
+    return [str(cell) for cell in table(app).row_of(cid)]
 
 
 def state(c: Any) -> str:
@@ -53,9 +52,11 @@ async def test_table_shows_containers_and_updates_by_diff(make_container) -> Non
         await until(pilot, lambda: row_text(app, c.id)[3].endswith("%"), what="a CPU figure")
         assert float(row_text(app, c.id)[3].rstrip("%")) > 20
         assert " / " in row_text(app, c.id)[4]
-        row_key_before = next(r.key for r in t.ordered_rows if r.key.value == c.id)
+        row_key_before = next(r.key for r in t.ordered_rows if r.key.value == t.key_of(c.id))
         await pilot.pause(1.2)
-        assert next(r.key for r in t.ordered_rows if r.key.value == c.id) is row_key_before
+        assert (
+            next(r.key for r in t.ordered_rows if r.key.value == t.key_of(c.id)) is row_key_before
+        )
         host_line = text_of(app.screen.query_one("#hostline", Static))
         assert "engine" in host_line and "running" in host_line
 
@@ -231,7 +232,7 @@ async def test_mouse_selects_a_row_and_opens_details(make_container) -> None:  #
         await until(pilot, lambda: {c.id, other.id} <= set(t.containers))
         t.select_id(other.id)
         await pilot.pause()
-        row = t.get_row_index(c.id)
+        row = t.get_row_index(t.key_of(c.id))
         # Line 0 of the table is its header: click the container's row, then click it again.
         await pilot.click(ContainersTable, offset=(3, row + 1))
         await until(pilot, lambda: t.selected_id == c.id, what="the click to select the row")

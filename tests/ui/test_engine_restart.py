@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from gpuconsole.backend.docker.local import LocalDockerHost
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.widgets.containers_table import ContainersTable
 from gpuconsole.ui.widgets.engine_down import EngineDown
 
 from private_engine import PrivateEngine
-from support import TEST_IMAGE
+from support import TEST_IMAGE, host_at
 from uihelpers import text_of, until
 
 
@@ -43,7 +42,7 @@ def private_engine(
 
 
 async def test_console_shows_a_dead_engine_and_recovers(private_engine: PrivateEngine) -> None:
-    host = LocalDockerHost(private_engine.url, timeout=3)
+    host = host_at(private_engine.url, timeout=3)
     app = GpuconsoleApp(host, refresh_seconds=0.5)
     async with app.run_test(size=(140, 40)) as pilot:
         screen = app.screen
@@ -76,7 +75,7 @@ async def test_console_shows_a_dead_engine_and_recovers(private_engine: PrivateE
 
 
 async def test_keys_still_work_while_the_engine_is_down(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    host = LocalDockerHost(f"unix://{tmp_path}/none.sock", timeout=1)
+    host = host_at(f"unix://{tmp_path}/none.sock", timeout=1)
     app = GpuconsoleApp(host, refresh_seconds=0.5)
     async with app.run_test(size=(140, 40)) as pilot:
         panel = app.screen.query_one(EngineDown)
@@ -114,7 +113,7 @@ async def test_a_hung_engine_never_freezes_the_console(tmp_path) -> None:  # typ
 
     threading.Thread(target=accept_and_ignore, daemon=True).start()
     try:
-        app = GpuconsoleApp(LocalDockerHost(f"unix://{path}", timeout=10), refresh_seconds=0.5)
+        app = GpuconsoleApp(host_at(f"unix://{path}", timeout=10), refresh_seconds=0.5)
         async with app.run_test(size=(140, 40)) as pilot:
             await pilot.pause(0.5)  # the first refresh is now stuck waiting for the engine
             await pilot.press("question_mark")

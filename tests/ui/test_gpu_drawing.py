@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpuconsole import format as fmt
+from gpuconsole.present import format as fmt
 from gpuconsole.ui.widgets.time_graph import render_graph
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from textual.widgets import DataTable, Static
 
-from gpuconsole.backend.docker.local import LocalDockerHost
 from gpuconsole.backend.gpu import GpuProcess, GpuSample, GpuSnapshot, GpuSourceState
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.screens.gpus import GpuScreen
@@ -14,7 +13,7 @@ from gpuconsole.ui.widgets.gpu_card import GpuCard, card_text
 from gpuconsole.ui.widgets.time_graph import TimeGraph
 
 from fakes import H100_RECORDING, StaticGpuSource, SteppedReplay
-from support import engine_url
+from support import host_at
 from uihelpers import text_of, until
 
 GIB = 1024**3
@@ -24,8 +23,7 @@ async def test_panel_moves_through_the_recorded_phases() -> None:
     # 30 samples a second apart: idle, the 20 GiB allocation, then the bf16 matmul at ~700 W.
     source = SteppedReplay(step=1.0, limit=30)
     app = GpuconsoleApp(
-        LocalDockerHost(engine_url()),
-        gpu_source=source,
+        host_at(gpu=source),
         gpu_interval=0.02,
         replay_name=H100_RECORDING.name,
     )
@@ -58,8 +56,7 @@ async def test_panel_moves_through_the_recorded_phases() -> None:
 async def test_gpu_screen_graphs_and_processes() -> None:
     source = SteppedReplay(step=1.0, limit=24)  # ends inside the matmul phase, one process
     app = GpuconsoleApp(
-        LocalDockerHost(engine_url()),
-        gpu_source=source,
+        host_at(gpu=source),
         gpu_interval=0.02,
         replay_name=H100_RECORDING.name,
     )
@@ -94,14 +91,12 @@ async def test_gpu_memory_column_names_the_real_container(make_container) -> Non
         gpus=(GpuSample(0, "GPU-aaaa", "NVIDIA H100 80GB HBM3", 3 * GIB, 80 * GIB),),
         processes=(GpuProcess(pid, 0, "GPU-aaaa", 3 * GIB),),
     )
-    app = GpuconsoleApp(
-        LocalDockerHost(engine_url()), gpu_source=StaticGpuSource(snapshot), gpu_interval=0.2
-    )
+    app = GpuconsoleApp(host_at(gpu=StaticGpuSource(snapshot)), gpu_interval=0.2)
     async with app.run_test(size=(160, 40)) as pilot:
         table = app.screen.query_one(ContainersTable)
 
         def gpu_mem(cid: str) -> str:
-            return str(table.get_row(cid)[6])
+            return str(table.row_of(cid)[6])
 
         await until(
             pilot,

@@ -13,13 +13,12 @@ from typing import Any
 import pytest
 from textual.widgets import Input, Select, Static
 
-from gpuconsole.backend.docker.local import LocalDockerHost
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.screens.details import DetailsScreen
 from gpuconsole.ui.screens.launch_form import LaunchForm
 from gpuconsole.ui.widgets.containers_table import ContainersTable
 
-from support import engine_url
+from support import host_at
 from uihelpers import engine_until, text_of, until
 
 JUPYTER_IMAGE = os.environ.get("GPUCONSOLE_TEST_JUPYTER_IMAGE", "gpuconsole-test/jupyter:bookworm")
@@ -41,7 +40,7 @@ def launched_name(docker_client: Any) -> Any:
 
 def console_app(tmp_path: Path, config: Path | None = None) -> GpuconsoleApp:
     return GpuconsoleApp(
-        LocalDockerHost(engine_url()),
+        host_at(),
         refresh_seconds=0.5,
         config_path=config or tmp_path / "config.toml",
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpuconsole import format as fmt
+from gpuconsole.present import format as fmt
 
 
 @pytest.mark.parametrize(

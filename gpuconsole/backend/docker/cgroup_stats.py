@@ -8,7 +8,7 @@ previous one per container and reports None until it has it.
 Handles cgroup v1 and v2, with the cgroupfs (``docker/<id>``) and systemd
 (``system.slice/docker-<id>.scope``) drivers. A container whose cgroup cannot be found here (an
 engine in a VM, rootless Docker in another namespace) is simply missing from the result, and the
-caller falls back to the API for it.
+caller falls back to the API for it. The files are read through the engine's Machine.
 """
 
 from __future__ import annotations
@@ -17,8 +17,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gpuconsole.backend.models import ContainerStats
+
+if TYPE_CHECKING:
+    from gpuconsole.backend.hosts.machine import Machine
 
 #: cgroup v1 reports "no limit" as a page-rounded LONG_MAX; anything this large means unlimited.
 _UNLIMITED = 1 << 60
@@ -75,11 +79,10 @@ class _Reading:
     at: float
 
 
-def _read_int(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-    except OSError:
+def _int_of(text: str | None) -> int | None:
+    if text is None:
         return None
+    text = text.strip()
     if text == "max":
         return None
     try:
@@ -88,10 +91,8 @@ def _read_int(path: Path) -> int | None:
         return None
 
 
-def _stat_value(path: Path, key: str) -> int | None:
-    try:
-        text = path.read_text()
-    except OSError:
+def _stat_of(text: str | None, key: str) -> int | None:
+    if text is None:
         return None
     prefix = key + " "
     for line in text.splitlines():
@@ -104,79 +105,105 @@ def _stat_value(path: Path, key: str) -> int | None:
 
 
 class CgroupStatsReader:
-    """Reads CPU and memory for many containers per call; keeps CPU baselines between calls."""
+    """Reads CPU and memory for many containers per call; keeps CPU baselines between calls.
+
+    Every file of every container is read in ONE ``machine.read_files`` call: locally that is a
+    few reads each, over SSH one remote command per refresh whatever the number of containers.
+    A container whose directory is not known yet is looked up under every candidate layout in
+    that same call; the layout that answered is remembered.
+    """
 
     def __init__(
         self,
         mounts: CgroupMounts,
         host_memory_bytes: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        machine: Machine | None = None,
     ) -> None:
+        from gpuconsole.backend.hosts.local import LocalMachine
+
         self.mounts = mounts
         self.host_memory_bytes = host_memory_bytes
+        self.machine: Machine = machine or LocalMachine()
         self._clock = clock
         self._previous: dict[str, _Reading] = {}
         self._dirs: dict[str, str] = {}
-        # The template that found the last container is tried first for the next one.
-        self._templates = list(_CANDIDATES)
 
     @classmethod
-    def for_this_machine(
-        cls, host_memory_bytes: int | None = None, proc: Path = Path("/proc")
+    def for_machine(
+        cls, machine: Machine, host_memory_bytes: int | None = None
     ) -> CgroupStatsReader | None:
-        try:
-            mounts = find_mounts((proc / "self" / "mountinfo").read_text())
-        except OSError:
-            return None
-        return cls(mounts, host_memory_bytes) if mounts else None
+        """The reader for the cgroups of ``machine``, or None where none are mounted."""
+        path = "/proc/self/mountinfo"
+        mounts = find_mounts(machine.read_files([path]).get(path, ""))
+        return cls(mounts, host_memory_bytes, machine=machine) if mounts else None
 
-    def _relative_dir(self, container_id: str) -> str | None:
-        known = self._dirs.get(container_id)
-        if known is not None:
-            return known
-        for index, template in enumerate(self._templates):
-            rel = template.format(id=container_id)
-            if (self.mounts.memory / rel).is_dir():
-                if index:
-                    self._templates.insert(0, self._templates.pop(index))
-                self._dirs[container_id] = rel
-                return rel
-        return None
+    @classmethod
+    def for_this_machine(cls, host_memory_bytes: int | None = None) -> CgroupStatsReader | None:
+        from gpuconsole.backend.hosts.local import LocalMachine
+
+        return cls.for_machine(LocalMachine(), host_memory_bytes)
+
+    def _files(self, rel: str) -> tuple[str, ...]:
+        if self.mounts.version == 1:
+            mem = self.mounts.memory / rel
+            return (
+                str(self.mounts.cpu / rel / "cpuacct.usage"),
+                str(mem / "memory.usage_in_bytes"),
+                str(mem / "memory.limit_in_bytes"),
+                str(mem / "memory.stat"),
+            )
+        group = self.mounts.cpu / rel
+        return (
+            str(group / "cpu.stat"),
+            str(group / "memory.current"),
+            str(group / "memory.max"),
+            str(group / "memory.stat"),
+        )
 
     def read(self, container_ids: Iterable[str]) -> dict[str, ContainerStats]:
         """One pass over the given running containers; missing cgroups are left out."""
+        ids = list(container_ids)
+        wanted: dict[str, list[str]] = {}
+        paths: list[str] = []
+        for cid in ids:
+            known = self._dirs.get(cid)
+            rels = [known] if known is not None else [t.format(id=cid) for t in _CANDIDATES]
+            wanted[cid] = rels
+            for rel in rels:
+                paths.extend(self._files(rel))
+        before = self._clock()
+        texts = self.machine.read_files(paths) if paths else {}
+        # Over SSH the files were read somewhere between the two clock readings.
+        now = (before + self._clock()) / 2
         out: dict[str, ContainerStats] = {}
-        seen: set[str] = set()
-        for cid in container_ids:
-            rel = self._relative_dir(cid)
-            if rel is None:
-                continue
-            stats = self._read_one(cid, rel)
-            if stats is None:
-                # The container stopped between list and read: forget its directory.
+        for cid in ids:
+            for rel in wanted[cid]:
+                stats = self._parse(cid, [texts.get(p) for p in self._files(rel)], now)
+                if stats is not None:
+                    self._dirs[cid] = rel
+                    out[cid] = stats
+                    break
+            else:
+                # Stopped between list and read, or not visible here: forget its directory.
                 self._dirs.pop(cid, None)
-                continue
-            out[cid] = stats
-            seen.add(cid)
-        for gone in set(self._previous) - seen:
+        for gone in set(self._previous) - set(out):
             del self._previous[gone]
+        for gone in set(self._dirs) - set(ids):
+            del self._dirs[gone]
         return out
 
-    def _read_one(self, cid: str, rel: str) -> ContainerStats | None:
-        now = self._clock()
+    def _parse(self, cid: str, texts: list[str | None], now: float) -> ContainerStats | None:
+        cpu_text, usage_text, limit_text, stat_text = texts
         if self.mounts.version == 1:
-            cpu_ns = _read_int(self.mounts.cpu / rel / "cpuacct.usage")
-            mem_dir = self.mounts.memory / rel
-            usage = _read_int(mem_dir / "memory.usage_in_bytes")
-            limit = _read_int(mem_dir / "memory.limit_in_bytes")
-            inactive = _stat_value(mem_dir / "memory.stat", "total_inactive_file")
+            cpu_ns = _int_of(cpu_text)
+            inactive = _stat_of(stat_text, "total_inactive_file")
         else:
-            group = self.mounts.cpu / rel
-            usec = _stat_value(group / "cpu.stat", "usage_usec")
+            usec = _stat_of(cpu_text, "usage_usec")
             cpu_ns = None if usec is None else usec * 1000
-            usage = _read_int(group / "memory.current")
-            limit = _read_int(group / "memory.max")
-            inactive = _stat_value(group / "memory.stat", "inactive_file")
+            inactive = _stat_of(stat_text, "inactive_file")
+        usage = _int_of(usage_text)
+        limit = _int_of(limit_text)
         if cpu_ns is None and usage is None:
             return None
         cpu_percent: float | None = None

@@ -76,6 +76,13 @@ def engine_errors(
             raise ActionRejected(message, status) from exc
         raise DockerApiError(message, status) from exc
     except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as exc:
+        # Over SSH the connection may fail before HTTP does (host down, key not trusted):
+        # that error says more than the transport's wrapper around it.
+        from gpuconsole.backend.ssh.docker_api import open_error
+
+        cause = open_error(exc)
+        if isinstance(cause, HostUnreachable):
+            raise cause from exc
         raise unreachable(host, address, exc, timeout) from exc
 
 

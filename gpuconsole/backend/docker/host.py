@@ -1,7 +1,8 @@
 """The ``DockerHost`` protocol: what the UI and CLI may ask of any host, local or remote.
 
-The local engine implements it today; an SSH host will implement the same protocol by carrying
-the Docker API over its own connection, so nothing above the backend changes when it arrives.
+``DockerEngine`` implements it for every host: the local engine through its socket, a remote one
+with the Docker API carried over the host's one SSH connection. What is not the API (cgroup
+files, /proc, ports on the engine's loopback) goes through the engine's ``machine``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 from gpuconsole.backend.errors import GpuconsoleError
+from gpuconsole.backend.hosts.machine import Machine
 from gpuconsole.backend.models import (
     ContainerDetails,
     ContainerStats,
@@ -39,6 +41,11 @@ class DockerHost(Protocol):
     @property
     def address(self) -> str:
         """Where the engine is reached, shown when it cannot be."""
+        ...
+
+    @property
+    def machine(self) -> Machine:
+        """The computer the engine runs on: its files, ports and tools (local or over SSH)."""
         ...
 
     def status(self) -> HostStatus: ...

@@ -14,9 +14,13 @@ import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gpuconsole.backend.gpu.models import GpuProcess, GpuSnapshot
 from gpuconsole.backend.models import GpuRequest
+
+if TYPE_CHECKING:
+    from gpuconsole.backend.hosts.machine import Machine
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SYSTEMD_SCOPE = re.compile(r"docker-([0-9a-f]{64})\.scope")
@@ -78,16 +82,40 @@ class ProcessOwner:
 def owner_of(
     pid: int, proc_root: Path = Path("/proc"), known_ids: Collection[str] | None = None
 ) -> ProcessOwner:
-    base = proc_root / str(pid)
-    try:
-        cgroup = (base / "cgroup").read_text(encoding="utf-8", errors="replace")
-    except OSError:
+    return owners_of([pid], proc_root=proc_root, known_ids=known_ids)[pid]
+
+
+def owner_from_texts(
+    pid: int, cgroup: str | None, comm: str | None, known_ids: Collection[str] | None = None
+) -> ProcessOwner:
+    """Who owns ``pid``, from its /proc/<pid>/cgroup and comm as read on its host."""
+    if cgroup is None:
         return ProcessOwner(pid, None, None, visible=False)
-    try:
-        command: str | None = (base / "comm").read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        command = None
+    command = comm.strip() if comm is not None else None
     return ProcessOwner(pid, container_id_from_cgroup(cgroup, known_ids), command, visible=True)
+
+
+def owners_of(
+    pids: Collection[int],
+    *,
+    machine: Machine | None = None,
+    proc_root: Path = Path("/proc"),
+    known_ids: Collection[str] | None = None,
+) -> dict[int, ProcessOwner]:
+    """Owners of many PIDs from ONE read of their /proc files on the machine they run on."""
+    if machine is None:
+        from gpuconsole.backend.hosts.local import LocalMachine
+
+        machine = LocalMachine()
+    paths = {
+        pid: (str(proc_root / str(pid) / "cgroup"), str(proc_root / str(pid) / "comm"))
+        for pid in pids
+    }
+    texts = machine.read_files([p for pair in paths.values() for p in pair]) if paths else {}
+    return {
+        pid: owner_from_texts(pid, texts.get(cg), texts.get(comm), known_ids)
+        for pid, (cg, comm) in paths.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,23 +197,31 @@ def attribute_gpu_processes(
     *,
     proc_root: Path = Path("/proc"),
     known_ids: Collection[str] | None = None,
+    machine: Machine | None = None,
 ) -> GpuAttribution:
     """Join a snapshot's GPU processes to containers and to the containers' GPU requests.
 
     ``requests`` maps container id -> its GpuRequest (running containers); those ids also count
-    as known ids. A replayed snapshot's PIDs belong to another machine, so /proc is not read.
+    as known ids. The PIDs are the GPU host's, so their /proc is read through ``machine`` (this
+    computer when None) — or not at all when the source already read it with the process list
+    (``snapshot.origins``, one remote command for both). A replayed snapshot's PIDs belong to
+    another machine, so /proc is not read.
     """
     requests = requests or {}
     known = set(known_ids or ()) | set(requests)
-    owners: dict[int, ProcessOwner] = {}
+    pids = {proc.pid for proc in snapshot.processes}
+    owners: dict[int, ProcessOwner]
+    if snapshot.replayed:
+        owners = {pid: ProcessOwner(pid, None, None, visible=False) for pid in pids}
+    elif snapshot.origins:
+        texts = {pid: (cgroup, comm) for pid, cgroup, comm in snapshot.origins}
+        owners = {
+            pid: owner_from_texts(pid, *texts.get(pid, (None, None)), known or None) for pid in pids
+        }
+    else:
+        owners = owners_of(pids, machine=machine, proc_root=proc_root, known_ids=known or None)
     rows = []
     for proc in snapshot.processes:
-        if proc.pid not in owners:
-            owners[proc.pid] = (
-                ProcessOwner(proc.pid, None, None, visible=False)
-                if snapshot.replayed
-                else owner_of(proc.pid, proc_root, known or None)
-            )
         owner = owners[proc.pid]
         command = owner.command
         if command is None and proc.process_name:

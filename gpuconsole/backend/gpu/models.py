@@ -95,6 +95,9 @@ class GpuSnapshot:
     error: str | None = None
     #: True when the data is a recording played back, not this host's live GPUs.
     replayed: bool = False
+    #: (pid, /proc/<pid>/cgroup text, comm) read on the GPU host together with the process
+    #: list, so attribution needs no second remote command; empty when not read that way.
+    origins: tuple[tuple[int, str | None, str | None], ...] = ()
 
     @property
     def ok(self) -> bool:

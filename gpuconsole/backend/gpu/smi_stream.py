@@ -22,6 +22,7 @@ from gpuconsole.backend.gpu.runner import (
     LineStream,
     LocalCommandRunner,
 )
+from gpuconsole.backend.gpu.smi_origins import Origins, origins_argv, parse_origins_output
 from gpuconsole.backend.gpu.smi_parser import (
     SmiParseError,
     parse_apps_csv,
@@ -61,6 +62,7 @@ class SmiStreamSource:
         command_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        with_origins: bool = False,
     ) -> None:
         self._runner: CommandRunner = runner or LocalCommandRunner()
         self._host = host
@@ -70,6 +72,10 @@ class SmiStreamSource:
         self._restart_delay = restart_delay
         self._stale_after = stale_after if stale_after is not None else max(5.0, 3 * interval)
         self._command_timeout = command_timeout
+        self._with_origins = with_origins
+        #: Restarts back off (up to 5 min) while the stream dies without one reading, so a
+        #: host without nvidia-smi does not get a remote process every few seconds.
+        self._failed_starts = 0
         self._clock = clock
         self._wall_clock = wall_clock
         self._lock = threading.Lock()
@@ -78,6 +84,7 @@ class SmiStreamSource:
         self._latest: dict[int, GpuSample] = {}
         self._gpu_at: dict[int, float] = {}
         self._processes: tuple[GpuProcess, ...] = ()
+        self._origins: Origins = ()
         self._processes_at: float | None = None
         self._line_at: float | None = None
         self._line_wall: float | None = None
@@ -111,7 +118,8 @@ class SmiStreamSource:
         with self._lock:
             if self._closed or (self._thread is not None and self._thread.is_alive()):
                 return
-            if self._ended_at is not None and self._clock() - self._ended_at < self._restart_delay:
+            delay = min(300.0, self._restart_delay * 2 ** min(self._failed_starts, 6))
+            if self._ended_at is not None and self._clock() - self._ended_at < delay:
                 return
             self._ended_at = None
         self.spawns += 1
@@ -133,6 +141,7 @@ class SmiStreamSource:
         self._error_at = self._clock()
 
     def _read(self, stream: LineStream) -> None:
+        got_reading = False
         for raw in stream:
             line = raw.strip()
             if not line:
@@ -144,6 +153,7 @@ class SmiStreamSource:
                     self._set_error(describe_smi_message(line))
                 continue
             now = self._clock()
+            got_reading = True
             with self._lock:
                 self._latest[gpu.index] = gpu
                 self._gpu_at[gpu.index] = now
@@ -157,6 +167,7 @@ class SmiStreamSource:
                 self._query_processes()
         with self._lock:
             self._ended_at = self._clock()
+            self._failed_starts = 0 if got_reading else self._failed_starts + 1
             if not self._closed:
                 # Keep what nvidia-smi said just before it exited (the driver message); an
                 # old complaint from hours ago is not the reason it stopped.
@@ -166,10 +177,18 @@ class SmiStreamSource:
                 )
 
     def _query_processes(self) -> None:
+        origins: Origins = ()
         try:
-            text = self._runner.run(
-                [self._executable, *query_apps_args()], timeout=self._command_timeout
-            )
+            if self._with_origins:
+                output = self._runner.run(
+                    origins_argv(self._executable, query_apps_args()),
+                    timeout=self._command_timeout,
+                )
+                text, origins = parse_origins_output(output)
+            else:
+                text = self._runner.run(
+                    [self._executable, *query_apps_args()], timeout=self._command_timeout
+                )
             procs = parse_apps_csv(text, {})
         except (CommandError, SmiParseError) as err:
             with self._lock:
@@ -178,6 +197,7 @@ class SmiStreamSource:
             return
         with self._lock:
             self._processes = procs
+            self._origins = origins
             self._processes_at = self._clock()
             self._apps_error = None
 
@@ -188,6 +208,7 @@ class SmiStreamSource:
             gpus = tuple(self._latest[i] for i in sorted(self._latest))
             gpu_at = dict(self._gpu_at)
             processes = self._processes
+            origins = self._origins
             line_at, line_wall = self._line_at, self._line_wall
             error = self._error
             recent_error = self._error_at is not None and now - self._error_at <= self._stale_after
@@ -247,6 +268,7 @@ class SmiStreamSource:
             gpus=gpus,
             processes=processes,
             error=error or None,
+            origins=origins,
         )
 
     def close(self) -> None:

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpuconsole.backend.docker.host import engine_api
@@ -110,6 +109,12 @@ class LaunchResult:
                 for p in self.ports
             ],
         }
+
+
+def jump_host(host: DockerHost) -> str | None:
+    """For a remote host, the ssh destination to jump through to its loopback."""
+    machine = host.machine
+    return None if machine.is_local else machine.address
 
 
 def scrub(text: str, secret_values: tuple[str, ...]) -> str:
@@ -329,10 +334,10 @@ def _wait_ready(run: _Run, plan: LaunchPlan, token: str | None, timeout: float) 
         assert plan.host_port is not None
         if plan.variant == "jupyter":
             assert token is not None
-            status = jupyter_status(address, plan.host_port, token)
+            status = jupyter_status(address, plan.host_port, token, machine=run.host.machine)
             if status == 200:
                 return
-        elif ssh_banner(address, plan.host_port) is not None:
+        elif ssh_banner(address, plan.host_port, machine=run.host.machine) is not None:
             return
         if time.monotonic() >= deadline:
             raise LaunchFailed(
@@ -372,9 +377,14 @@ def launch(
     run.report("check", f"checking the launch on {host.name}")
     check = check_launch(host, spec, gpu_snapshot)
     if not check.ok and create_missing_sources and check.missing_sources:
+        try:
+            host.machine.make_dirs(check.missing_sources)
+        except GpuconsoleError as exc:
+            raise LaunchRejected(
+                [("volumes", f"{exc} — create it yourself or fix the path")]
+            ) from exc
         for source in check.missing_sources:
-            Path(source).mkdir(parents=True, exist_ok=True)
-            run.report("check", f"created {source}")
+            run.report("check", f"created {source} on {host.name}")
         check = check_launch(host, spec, gpu_snapshot)
     plan = check.raise_for_errors()
     run.check_cancel()
@@ -425,7 +435,9 @@ def launch(
         if token is not None and plan.host_port is not None
         else None,
         token=token,
-        ssh_command=ssh_command(plan.bind, plan.host_port, "aiuser", plan.ssh_key_path)
+        ssh_command=ssh_command(
+            plan.bind, plan.host_port, "aiuser", plan.ssh_key_path, jump_host(host)
+        )
         if plan.variant == "ssh" and plan.host_port is not None
         else None,
         ports=_ports(attrs),
@@ -459,7 +471,9 @@ def describe_launch(host: DockerHost, ref: str) -> LaunchResult:
         if variant == "jupyter" and port and token
         else None,
         token=token,
-        ssh_command=ssh_command(bind, int(port), labels.get(LABEL_SSH_USER, "aiuser"))
+        ssh_command=ssh_command(
+            bind, int(port), labels.get(LABEL_SSH_USER, "aiuser"), jump=jump_host(host)
+        )
         if variant == "ssh" and port
         else None,
         ports=_ports(attrs),

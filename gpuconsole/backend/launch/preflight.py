@@ -21,6 +21,7 @@ from gpuconsole.backend.launch.spec import GpuSelection
 if TYPE_CHECKING:
     from gpuconsole.backend.docker.host import DockerHost
     from gpuconsole.backend.gpu.models import GpuSnapshot
+    from gpuconsole.backend.hosts.machine import Machine
     from gpuconsole.backend.models import GpuRequest
 
 ERROR = "error"
@@ -41,12 +42,22 @@ class Finding:
         return self.message + (f" — {self.fix}" if self.fix else "")
 
 
-def cuda_driver_version() -> int | None:
-    """The newest CUDA the installed driver supports (NVML, e.g. 12080 for 12.8), or None.
+def cuda_driver_version(machine: Machine | None = None) -> int | None:
+    """The newest CUDA the driver of ``machine`` supports (e.g. 12080 for 12.8), or None.
 
-    Imports and initialises pynvml only when called; any failure (no driver, no library)
-    means "unknown", never an exception.
+    This computer: NVML, imported and initialised only when called. A remote machine: the
+    ``CUDA Version`` of its ``nvidia-smi`` header (one command). Any failure (no driver, no
+    library) means "unknown", never an exception.
     """
+    if machine is not None and not machine.is_local:
+        from gpuconsole.backend.hosts.machine import CommandError
+
+        try:
+            header = machine.run(["nvidia-smi"], timeout=15)
+        except CommandError:
+            return None
+        found = re.search(r"CUDA Version:\s*(\d+)\.(\d+)", header)
+        return int(found.group(1)) * 1000 + int(found.group(2)) * 10 if found else None
     try:
         import pynvml
 
@@ -85,20 +96,44 @@ def image_cuda_version(image_attrs: Mapping[str, Any]) -> tuple[int, int] | None
     return None
 
 
-def engine_has_nvidia(info: Mapping[str, Any], local: bool) -> bool:
-    """Can the engine satisfy ``--gpus``: nvidia runtime, toolkit hook or NVIDIA CDI specs?"""
+#: Asks the engine's machine for the NVIDIA toolkit hook or an NVIDIA CDI spec in one command.
+_TOOLKIT_SCRIPT = r"""
+command -v nvidia-container-runtime-hook >/dev/null 2>&1 && exit 0
+command -v nvidia-container-toolkit >/dev/null 2>&1 && exit 0
+for d in "$@"; do for f in "$d"/*nvidia*; do [ -e "$f" ] && exit 0; done; done
+exit 1
+"""
+
+
+def engine_has_nvidia(info: Mapping[str, Any], machine: Machine | None = None) -> bool:
+    """Can the engine satisfy ``--gpus``: nvidia runtime, toolkit hook or NVIDIA CDI specs?
+
+    The hook and the CDI specs are looked for on the engine's machine (``machine``; None
+    means: runtimes only).
+    """
     runtimes = info.get("Runtimes") or {}
     if "nvidia" in runtimes or info.get("DefaultRuntime") == "nvidia":
         return True
-    if not local:
+    if machine is None:
         return False
-    if shutil.which("nvidia-container-runtime-hook") or shutil.which("nvidia-container-toolkit"):
-        return True
-    for directory in info.get("CDISpecDirs") or ():
-        with contextlib.suppress(OSError):
-            if any("nvidia" in name for name in os.listdir(directory)):
-                return True
-    return False
+    dirs = [str(d) for d in info.get("CDISpecDirs") or ()]
+    if machine.is_local:
+        if shutil.which("nvidia-container-runtime-hook") or shutil.which(
+            "nvidia-container-toolkit"
+        ):
+            return True
+        for directory in dirs:
+            with contextlib.suppress(OSError):
+                if any("nvidia" in name for name in os.listdir(directory)):
+                    return True
+        return False
+    from gpuconsole.backend.hosts.machine import CommandError
+
+    try:
+        machine.run(["sh", "-c", _TOOLKIT_SCRIPT, "sh", *dirs], timeout=10)
+    except CommandError:
+        return False
+    return True
 
 
 def _indices(sel_ids: tuple[str, ...], snapshot: GpuSnapshot | None) -> set[str]:
@@ -129,7 +164,7 @@ def preflight_findings(
     gpus: GpuSelection,
     *,
     engine_info: Mapping[str, Any],
-    local: bool,
+    machine: Machine | None,
     image_attrs: Mapping[str, Any] | None = None,
     cuda_driver: int | None = None,
     other_requests: Mapping[str, GpuRequest] | None = None,
@@ -144,7 +179,7 @@ def preflight_findings(
     if gpus.none:
         return []
     findings: list[Finding] = []
-    if not engine_has_nvidia(engine_info, local):
+    if not engine_has_nvidia(engine_info, machine):
         findings.append(
             Finding(
                 ERROR,
@@ -202,11 +237,14 @@ def preflight_findings(
 
 
 def _used_by(
-    snapshot: GpuSnapshot, requests: Mapping[str, GpuRequest], names: Mapping[str, str]
+    snapshot: GpuSnapshot,
+    requests: Mapping[str, GpuRequest],
+    names: Mapping[str, str],
+    machine: Machine,
 ) -> dict[str, str]:
     from gpuconsole.backend.gpu.attribution import attribute_gpu_processes
 
-    attribution = attribute_gpu_processes(snapshot, requests)
+    attribution = attribute_gpu_processes(snapshot, requests, machine=machine)
     who: dict[str, list[str]] = {}
     for row in attribution.processes:
         if row.container_id:
@@ -233,7 +271,6 @@ def run_preflight(
         return []
     from gpuconsole.backend.docker.host import engine_api
     from gpuconsole.backend.errors import GpuconsoleError
-    from gpuconsole.backend.launch.validate import engine_is_local
 
     api, call = engine_api(host)
     with call(None, "info"):
@@ -245,14 +282,14 @@ def run_preflight(
     requests = host.gpu_requests([c.id for c in running]) if running else {}
     names = {c.id: c.name for c in running}
     used = (
-        _used_by(gpu_snapshot, requests, names)
+        _used_by(gpu_snapshot, requests, names, host.machine)
         if gpu_snapshot is not None and gpu_snapshot.processes
         else {}
     )
     return preflight_findings(
         gpus,
         engine_info=info,
-        local=engine_is_local(host.address),
+        machine=host.machine,
         image_attrs=attrs,
         cuda_driver=cuda_driver,
         other_requests={names[cid]: r for cid, r in requests.items() if cid in names},

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import http.client
 import socket
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gpuconsole.backend.hosts.machine import Connection, Machine
 
 ANY_ADDRESSES = ("0.0.0.0", "::", "")
 
@@ -28,14 +32,39 @@ def jupyter_url(bind: str, port: int, token: str) -> str:
     return f"http://{_url_host(reach_address(bind))}:{port}/?token={token}"
 
 
-def ssh_command(bind: str, port: int, user: str, identity: str | None = None) -> str:
+def ssh_command(
+    bind: str, port: int, user: str, identity: str | None = None, jump: str | None = None
+) -> str:
+    """The command that reaches a launched sshd; ``jump``: through a remote host's own sshd
+    (the port is on that host's loopback)."""
     key = f" -i {identity}" if identity else ""
-    return f"ssh -p {port}{key} {user}@{reach_address(bind)}"
+    via = f" -J {jump}" if jump else ""
+    return f"ssh{via} -p {port}{key} {user}@{reach_address(bind)}"
 
 
-def jupyter_status(address: str, port: int, token: str, timeout: float = 2.0) -> int | None:
+def connect(machine: Machine | None, address: str, port: int, timeout: float) -> Connection:
+    """A connection to ``address:port`` as the engine's machine sees it (its own loopback)."""
+    if machine is None:
+        return socket.create_connection((address, port), timeout=timeout)
+    return machine.connect_tcp(address, port, timeout)
+
+
+class _MachineHTTPConnection(http.client.HTTPConnection):
+    """http.client over a Machine's connection (an SSH channel for a remote host)."""
+
+    def __init__(self, machine: Machine | None, host: str, port: int, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._machine = machine
+
+    def connect(self) -> None:
+        self.sock = connect(self._machine, self.host, self.port or 80, float(self.timeout or 5))
+
+
+def jupyter_status(
+    address: str, port: int, token: str, timeout: float = 2.0, machine: Machine | None = None
+) -> int | None:
     """HTTP status of /api/status with the token, or None when nothing answers yet."""
-    conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    conn = _MachineHTTPConnection(machine, address, port, timeout)
     try:
         conn.request("GET", "/api/status", headers={"Authorization": f"token {token}"})
         return conn.getresponse().status
@@ -45,13 +74,20 @@ def jupyter_status(address: str, port: int, token: str, timeout: float = 2.0) ->
         conn.close()
 
 
-def ssh_banner(address: str, port: int, timeout: float = 2.0) -> str | None:
+def ssh_banner(
+    address: str, port: int, timeout: float = 2.0, machine: Machine | None = None
+) -> str | None:
     """The SSH server's identification line, or None when no SSH server answers yet."""
     try:
-        with socket.create_connection((address, port), timeout=timeout) as sock:
-            sock.settimeout(timeout)
-            data = sock.recv(256)
+        sock = connect(machine, address, port, timeout)
     except OSError:
         return None
+    try:
+        sock.settimeout(timeout)
+        data = sock.recv(256)
+    except OSError:
+        return None
+    finally:
+        sock.close()
     line = data.split(b"\r\n", 1)[0].decode("ascii", "replace")
     return line if line.startswith("SSH-") else None

@@ -67,6 +67,12 @@ class EngineFacts:
     host: str
     #: The engine runs on this machine: bind mounts and port binds can be checked here.
     local: bool = True
+    #: For a remote machine: the bind-mount sources that exist there (checked when the facts
+    #: were gathered; a source typed later is checked again by the launch itself).
+    remote_existing: frozenset[str] = frozenset()
+    remote_checked: frozenset[str] = frozenset()
+    #: The remote user's home, for ``~`` in a remote bind-mount source.
+    home: str | None = None
     cpus: int | None = None
     memory_bytes: int | None = None
     names: frozenset[str] = frozenset()
@@ -96,17 +102,14 @@ class LaunchCheck:
         return self.plan
 
 
-def engine_is_local(address: str) -> bool:
-    """A unix socket, named pipe or loopback TCP engine runs on this machine."""
-    if address.startswith(("unix://", "http+unix://", "npipe://")):
-        return True
-    return any(h in address for h in ("://127.0.0.1", "://localhost", "://[::1]"))
+def gather_facts(host: DockerHost, image: str = "", volumes: tuple[str, ...] = ()) -> EngineFacts:
+    """Ask the engine (through ``host.api()``) and its machine what validation needs.
 
-
-def gather_facts(host: DockerHost, image: str = "") -> EngineFacts:
-    """Ask the engine (through ``host.api()``) what validation needs; raises GpuconsoleError."""
+    Raises GpuconsoleError. Locality comes from the engine's machine, never from its address.
+    """
     from gpuconsole.backend.docker.host import engine_api
 
+    machine = host.machine
     api, call = engine_api(host)
     with call(None, "info"):
         info = api.info()
@@ -131,9 +134,33 @@ def gather_facts(host: DockerHost, image: str = "") -> EngineFacts:
             if getattr(exc, "status", None) != 404:
                 raise
             present = False
+    home: str | None = None
+    existing: frozenset[str] = frozenset()
+    checked: frozenset[str] = frozenset()
+    if not machine.is_local:
+        from gpuconsole.backend.hosts.machine import CommandError
+
+        try:
+            home = machine.run(["sh", "-c", 'printf %s "$HOME"'], timeout=10).strip() or None
+        except CommandError:
+            home = None
+        sources = []
+        for text in volumes:
+            try:
+                vol = parse_volume(text, home=home, remote=True)
+            except ValueError:
+                continue
+            if not vol.named:
+                sources.append(vol.source)
+        if sources:
+            checked = frozenset(sources)
+            existing = machine.existing(sources)
     return EngineFacts(
         host=host.name,
-        local=engine_is_local(host.address),
+        local=machine.is_local,
+        remote_existing=existing,
+        remote_checked=checked,
+        home=home,
         cpus=info.get("NCPU"),
         memory_bytes=info.get("MemTotal"),
         names=frozenset(names),
@@ -193,8 +220,13 @@ def _default_name(variant: str, names: frozenset[str]) -> str:
     return f"{variant}-{user}-{n}"
 
 
-def parse_volume(text: str, cwd: Path | None = None) -> VolumeMount:
-    """``SRC:DST[:ro|rw]`` -> VolumeMount; raises ValueError with the expected form."""
+def parse_volume(
+    text: str, cwd: Path | None = None, *, home: str | None = None, remote: bool = False
+) -> VolumeMount:
+    """``SRC:DST[:ro|rw]`` -> VolumeMount; raises ValueError with the expected form.
+
+    On a remote host ``~`` is that host's home and a relative source means nothing there.
+    """
     parts = text.split(":")
     if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
         raise ValueError(f"{text!r} is not SRC:DST[:ro] — e.g. ~/notebooks:/workspace/notebooks")
@@ -204,6 +236,15 @@ def parse_volume(text: str, cwd: Path | None = None) -> VolumeMount:
         raise ValueError(f"{text!r} has mode {mode!r} — use ro or rw (or nothing)")
     if not dst.startswith("/"):
         raise ValueError(f"{text!r}: the container path {dst!r} must be absolute (start with /)")
+    if remote and src.startswith("."):
+        raise ValueError(
+            f"{text!r}: a relative source means nothing on a remote host — give an absolute "
+            "path on that host (or ~/...)"
+        )
+    if remote and src.startswith("~") and home:
+        src = home + src[1:] if src == "~" or src.startswith("~/") else src
+    if remote and src.startswith("/"):
+        return VolumeMount(os.path.normpath(src), dst, mode == "ro")
     if src.startswith(("~", "/", ".")):
         path = Path(src).expanduser()
         if not path.is_absolute():
@@ -362,11 +403,11 @@ def validate(
     volumes: list[VolumeMount] = []
     for text in spec.volumes:
         try:
-            vol = parse_volume(text, cwd)
+            vol = parse_volume(text, cwd, home=facts.home, remote=not facts.local)
         except ValueError as exc:
             err("volumes", str(exc))
             continue
-        if not vol.named and facts.local and not os.path.exists(vol.source):
+        if not vol.named and not _source_exists(facts, vol.source):
             missing.append(vol.source)
             err(
                 "volumes",
@@ -504,8 +545,14 @@ def validate(
     return LaunchCheck((), tuple(warnings), (), plan)
 
 
+def _source_exists(facts: EngineFacts, source: str) -> bool:
+    if facts.local:
+        return os.path.exists(source)
+    return source in facts.remote_existing or source not in facts.remote_checked
+
+
 def check_launch(
     host: DockerHost, spec: LaunchSpec, gpu_snapshot: GpuSnapshot | None = None
 ) -> LaunchCheck:
     """Validate ``spec`` against ``host`` as it is now (one engine round of questions)."""
-    return validate(spec, gather_facts(host, spec.image), gpu_snapshot)
+    return validate(spec, gather_facts(host, spec.image, spec.volumes), gpu_snapshot)

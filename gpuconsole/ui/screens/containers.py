@@ -1,10 +1,16 @@
-"""The main screen: the host line, the containers table, and the keys that act on a container."""
+"""The main screen: the host line, the containers table, and the keys that act on a container.
+
+One table for the whole fleet (with a host column) or one host at a time (``[`` / ``]``, or the
+host list on ``h``). A host that stops answering keeps its rows, greyed with their age and the
+reason; the others carry on.
+"""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -13,20 +19,24 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input
 from textual.worker import Worker, WorkerState
 
-from gpuconsole.backend.docker.host import DockerHost
 from gpuconsole.backend.errors import GpuconsoleError, ReadOnlyMode
+from gpuconsole.backend.hosts.host import Host
 from gpuconsole.backend.launch import LaunchResult
 from gpuconsole.backend.models import EngineState, HostSnapshot, HostStatus
-from gpuconsole.ui.gpu_view import GpuView
-from gpuconsole.ui.messages import HostDown, PollFailed, SnapshotReady
-from gpuconsole.ui.pollers import HostPoller
+from gpuconsole.monitor.gpu_view import GpuView
+from gpuconsole.present import format as fmt
+from gpuconsole.ui.messages import HostDown, LinkChanged, PollFailed, SnapshotReady
 from gpuconsole.ui.screens.confirm import ConfirmScreen
 from gpuconsole.ui.screens.details import DetailsScreen
 from gpuconsole.ui.screens.help import HelpScreen
-from gpuconsole.ui.widgets.containers_table import ContainersTable
+from gpuconsole.ui.widgets.containers_table import ContainersTable, HostRows
 from gpuconsole.ui.widgets.engine_down import EngineDown
 from gpuconsole.ui.widgets.gpu_panel import GpuPanel
 from gpuconsole.ui.widgets.host_line import HostLine
+
+if TYPE_CHECKING:
+    from gpuconsole.monitor.fleet import Fleet
+    from gpuconsole.monitor.host_monitor import HostMonitor
 
 #: Actions that change something; refused (with a message) in read-only mode.
 MUTATING = frozenset({"start", "stop", "restart", "remove"})
@@ -54,6 +64,9 @@ class ContainersScreen(Screen[None]):
             "Details",
             tooltip="Details: image, command, limits, mounts, ports, labels, env",
         ),
+        Binding("h", "hosts", "Hosts", tooltip="Every host: state, latency, engine, GPUs"),
+        Binding("left_square_bracket", "prev_host", "Prev host", show=False),
+        Binding("right_square_bracket", "next_host", "Next host", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("question_mark", "help", "Help", tooltip="This help"),
         Binding("q", "app.quit", "Quit", tooltip="Quit gpuconsole"),
@@ -61,22 +74,55 @@ class ContainersScreen(Screen[None]):
 
     def __init__(
         self,
-        host: DockerHost,
+        hosts: Sequence[Host],
+        fleet: Fleet,
         read_only: bool,
-        refresh_seconds: float,
-        show_all: bool,
         with_gpus: bool = False,
     ) -> None:
         super().__init__()
-        self.host = host
+        self.hosts = tuple(hosts)
+        self.by_name = {h.name: h for h in self.hosts}
+        self.fleet = fleet
         self.read_only = read_only
-        self.poller = HostPoller(host, self.post_message, refresh_seconds, show_all=show_all)
-        self.status = HostStatus(host.name, host.address, EngineState.UNKNOWN)
-        self.snapshot: HostSnapshot | None = None
+        #: None: every host in one table; else the one host shown.
+        self.scope: str | None = None
+        self.statuses = {
+            h.name: HostStatus(h.name, h.address, EngineState.UNKNOWN) for h in self.hosts
+        }
+        self.snapshots: dict[str, HostSnapshot] = {}
+        self.down_since: dict[str, float] = {}
+        self.attempts: dict[str, int] = {}
+        self.links: dict[str, Any] = {}
+        self.gpu_views: dict[str, GpuView] = {}
         self.needle = ""
         self.with_gpus = with_gpus
-        self.pending_select: str | None = None
-        self.gpu_view: GpuView | None = None
+        self.pending_select: tuple[str, str] | None = None
+
+    # -- one-host views (the console of a single host reads as it always did) ---------------
+
+    @property
+    def host(self) -> Host:
+        """The host in scope, else the first."""
+        return self.by_name[self.scope] if self.scope else self.hosts[0]
+
+    @property
+    def poller(self) -> HostMonitor:
+        return self.fleet[self.host.name]
+
+    @property
+    def status(self) -> HostStatus:
+        return self.statuses[self.host.name]
+
+    @property
+    def snapshot(self) -> HostSnapshot | None:
+        return self.snapshots.get(self.host.name)
+
+    @property
+    def gpu_view(self) -> GpuView | None:
+        return self.gpu_views.get(self.host.name)
+
+    def in_scope(self) -> list[Host]:
+        return [self.by_name[self.scope]] if self.scope else list(self.hosts)
 
     def compose(self) -> ComposeResult:
         yield HostLine(id="hostline")
@@ -99,51 +145,85 @@ class ContainersScreen(Screen[None]):
         box.disabled = True  # hidden: it must not catch keys (focus falls back to the screen)
         self.query_one(EngineDown).display = False
         self._refresh_host_line()
-        # A daemon thread, not a Textual worker: a poll stuck on a hung engine must not hold up
-        # quitting (Textual waits for its thread workers at exit).
-        threading.Thread(target=self.poller.run, name=f"poll:{self.host.name}", daemon=True).start()
         self.table.focus()
+        self.set_interval(5.0, self._age_stale_rows)
+        self.fleet.start()  # results land here, so only now
 
-    def on_unmount(self) -> None:
-        self.poller.stop()
-
-    # -- data from the poller ---------------------------------------------------------------
+    # -- data from the monitors -------------------------------------------------------------
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        was_down = self.status.state is EngineState.DOWN
-        self.snapshot = message.snapshot
-        self.status = message.snapshot.status
-        if was_down or not self.table.display:
-            self.query_one(EngineDown).display = False
-            self.table.display = True
-            if was_down:
-                self.notify(f"Docker engine at {self.host.address} is back", title="Engine")
+        name = message.host
+        was_down = self.statuses[name].state is EngineState.DOWN
+        self.snapshots[name] = message.snapshot
+        self.statuses[name] = message.snapshot.status
+        self.down_since.pop(name, None)
+        if was_down:
+            where = self.by_name[name].address
+            self.notify(f"Docker engine at {where} is back", title="Engine")
         self._apply_table()
-        if self.pending_select is not None and self.table.select_id(self.pending_select):
+        if self.pending_select is not None and self.table.select_id(
+            self.pending_select[1], self.pending_select[0]
+        ):
             self.pending_select = None
         self._refresh_host_line()
         self.refresh_bindings()
+        self._close_stopped_tunnels(name, message.snapshot)
+
+    def _close_stopped_tunnels(self, name: str, snapshot: HostSnapshot) -> None:
+        """A tunnel lives as long as its container runs."""
+        host = self.by_name[name]
+        if host._tunnels is None:
+            return
+        running = {c.id for c in snapshot.containers if c.running}
+        for key in list(host.tunnels.keys()):
+            if key.split(":", 1)[0] not in running:
+                host.tunnels.close_key(key)
 
     def _apply_table(self) -> None:
-        if self.snapshot is None:
-            return
-        usage = self.gpu_view.usage() if self.gpu_view is not None else {}
-        self.table.apply(self.snapshot, self.needle, usage)
+        scope = self.in_scope()
+        all_down = all(self.statuses[h.name].state is EngineState.DOWN for h in scope)
+        if all_down and (len(self.hosts) == 1 or not any(h.name in self.snapshots for h in scope)):
+            return  # the engine-down panel is showing
+        parts = []
+        now = time.monotonic()
+        for host in scope:
+            snap = self.snapshots.get(host.name)
+            if snap is None:
+                continue
+            view = self.gpu_views.get(host.name)
+            stale = None
+            status = self.statuses[host.name]
+            if status.state is EngineState.DOWN:
+                age = now - self.down_since.get(host.name, now)
+                stale = f"no answer for {fmt.duration_s(age)}: {status.error or 'down'}"
+            parts.append(HostRows(host.name, snap, view.usage() if view else {}, stale))
+        self.table.apply(parts if len(scope) > 1 else (parts or []), self.needle)
+        self.table.display = True
+        self.query_one(EngineDown).display = False
 
-    def show_gpus(self, view: GpuView) -> None:
-        """Called by the app for every GPU sample."""
-        before = self.gpu_view.attribution if self.gpu_view is not None else None
-        self.gpu_view = view
-        for panel in self.query(GpuPanel):  # none while the screen is still composing
-            panel.show(view)
-        if view.attribution is not before:  # attribution changes at its own, slower rate
+    def _age_stale_rows(self) -> None:
+        if self.down_since:
             self._apply_table()
+            self._refresh_host_line()
+
+    def show_gpus(self, view: GpuView, host: str | None = None) -> None:
+        """Called by the app for every GPU sample of every host."""
+        name = host or view.snapshot.host
+        before = self.gpu_views.get(name)
+        self.gpu_views[name] = view
+        views = {
+            h.name: self.gpu_views[h.name] for h in self.in_scope() if h.name in self.gpu_views
+        }
+        for panel in self.query(GpuPanel):  # none while the screen is still composing
+            panel.show_hosts(views)
+        if before is None or view.attribution is not before.attribution:
+            self._apply_table()  # attribution changes at its own, slower rate
 
     def action_launch(self) -> None:
         if self._refuse_if_read_only("launch"):
             return
-        from gpuconsole.config import config_path
-        from gpuconsole.profiles import load_profiles
+        from gpuconsole.settings.config import config_path
+        from gpuconsole.settings.profiles import load_profiles
         from gpuconsole.ui.screens.launch_form import LaunchForm
 
         path = getattr(self.app, "config_path", None) or config_path()
@@ -152,33 +232,43 @@ class ContainersScreen(Screen[None]):
         except GpuconsoleError as exc:
             self.notify(f"profiles not loaded: {exc}", severity="warning")
             profiles = {}
-        self.app.push_screen(LaunchForm(self.host, self.gpu_view, profiles, path), self._launched)
+        selected = self.table.selected
+        first = self.scope or (selected[0] if selected else self.hosts[0].name)
+        self.app.push_screen(
+            LaunchForm(self.by_name[first], self.gpu_view_of, profiles, path, hosts=self.hosts),
+            self._launched,
+        )
+
+    def gpu_view_of(self, name: str) -> GpuView | None:
+        return self.gpu_views.get(name)
 
     def action_build_variant(self) -> None:
         if self._refuse_if_read_only("build-variant"):
             return
         from gpuconsole.ui.screens.build_variant import BuildVariantScreen
 
-        c = self.table.containers.get(self.table.selected_id or "")
+        selected = self.table.selected
+        host = self.by_name[selected[0]] if selected else self.host
+        c = selected[1] if selected else None
 
         def built(tag: str | None) -> None:
             if tag:
                 self.notify(f"{tag} is ready: press n and use it as the image", title="Built")
 
-        self.app.push_screen(BuildVariantScreen(self.host, c.image if c else ""), built)
+        self.app.push_screen(BuildVariantScreen(host.engine, c.image if c else ""), built)
 
     def _launched(self, result: LaunchResult | None) -> None:
         if result is None:
             return
-        self.pending_select = result.id
-        self.poller.wake()
-        reach = result.url or result.ssh_command or ""
-        self.notify(f"{result.name} is up. {reach}", title="Launched", timeout=10)
-        self.app.push_screen(
-            DetailsScreen(
-                self.host, result.id, result.name, launch=result, read_only=self.read_only
-            )
+        host = self.by_name.get(result.host, self.host)
+        self.pending_select = (host.name, result.id)
+        self.fleet.wake(host.name)
+        details = DetailsScreen(
+            host, result.id, result.name, launch=result, read_only=self.read_only
         )
+        reach = details.reach_target() or ""
+        self.notify(f"{result.name} is up on {host.name}. {reach}", title="Launched", timeout=10)
+        self.app.push_screen(details)
 
     def action_gpus(self) -> None:
         if not self.with_gpus:
@@ -189,23 +279,47 @@ class ContainersScreen(Screen[None]):
         self.app.push_screen(GpuScreen())
 
     def on_host_down(self, message: HostDown) -> None:
-        first = self.status.state is not EngineState.DOWN
-        self.status = message.status
-        self.snapshot = None
-        self.table.clear_rows()
-        self.table.display = False
-        panel = self.query_one(EngineDown)
-        panel.display = True
-        panel.show(message.status, message.attempt, self.poller.down_interval)
+        name = message.host
+        first = self.statuses[name].state is not EngineState.DOWN
+        self.statuses[name] = message.status
+        self.attempts[name] = message.attempt
+        self.down_since.setdefault(name, time.monotonic())
+        if len(self.hosts) == 1:
+            self.snapshots.pop(name, None)
+        scope = self.in_scope()
+        all_down = all(self.statuses[h.name].state is EngineState.DOWN for h in scope)
+        if all_down and (len(self.hosts) == 1 or not any(h.name in self.snapshots for h in scope)):
+            self.table.clear_rows()
+            self.table.display = False
+            panel = self.query_one(EngineDown)
+            panel.display = True
+            panel.show(message.status, message.attempt, message.retry_in)
+        else:
+            self._apply_table()
         self._refresh_host_line()
         self.refresh_bindings()
         if first:
+            title = "Docker engine unreachable" if len(self.hosts) == 1 else f"{name} is down"
+            self.notify(f"{message.status.error}", title=title, severity="error")
+
+    def on_link_changed(self, message: LinkChanged) -> None:
+        before = self.links.get(message.host)
+        self.links[message.host] = message.link
+        self._refresh_host_line()
+        state = str(getattr(getattr(message.link, "state", None), "value", ""))
+        was = str(getattr(getattr(before, "state", None), "value", ""))
+        if state in ("needs-trust", "refused") and state != was:
             self.notify(
-                f"{message.status.error}", title="Docker engine unreachable", severity="error"
+                f"{message.host}: {getattr(message.link, 'reason', '')}"
+                + (" — press h, select it, then t to trust it" if state == "needs-trust" else ""),
+                title="SSH host key" if state == "needs-trust" else "SSH refused",
+                severity="warning" if state == "needs-trust" else "error",
+                timeout=20,
             )
 
     def on_poll_failed(self, message: PollFailed) -> None:
-        self.notify(message.error, title="Refresh failed", severity="error")
+        title = "Refresh failed" + (f" ({message.host})" if len(self.hosts) > 1 else "")
+        self.notify(message.error, title=title, severity="error")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a worker's unexpected error becomes a notification."""
@@ -213,26 +327,38 @@ class ContainersScreen(Screen[None]):
             self.notify(str(event.worker.error), title="Error", severity="error")
 
     def _refresh_host_line(self) -> None:
-        self.query_one(HostLine).show(
-            self.status, self.snapshot, self.read_only, self.poller.show_all, self.needle
+        line = self.query_one(HostLine)
+        if len(self.hosts) == 1:
+            line.show(self.status, self.snapshot, self.read_only, self.fleet.show_all, self.needle)
+            return
+        line.show_fleet(
+            [
+                (h.name, self.statuses[h.name], self.snapshots.get(h.name), self.links.get(h.name))
+                for h in self.hosts
+            ],
+            self.scope,
+            self.read_only,
+            self.fleet.show_all,
+            self.needle,
         )
 
     # -- keys -------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in MUTATING | {"details"} and (
-            self.status.state is not EngineState.UP or not self.table.row_count
-        ):
-            return None  # shown dimmed: nothing to act on
-        return True
+        if action in MUTATING | {"details"}:
+            selected = self.table.selected if self.table.row_count else None
+            if selected is None or self.statuses[selected[0]].state is not EngineState.UP:
+                return None  # shown dimmed: nothing to act on
+        # The host keys mean nothing in a one-host console: keep them out of the footer.
+        return not (action in ("prev_host", "next_host", "hosts") and len(self.hosts) == 1)
 
-    def _selected(self) -> tuple[str, str] | None:
-        cid = self.table.selected_id
-        if cid is None:
+    def _selected(self) -> tuple[Host, str, str] | None:
+        selected = self.table.selected
+        if selected is None:
             self.notify("No container selected", severity="warning")
             return None
-        c = self.table.containers.get(cid)
-        return cid, (c.name if c else cid[:12])
+        host, c = selected
+        return self.by_name[host], c.id, c.name
 
     def _refuse_if_read_only(self, action: str) -> bool:
         if self.read_only:
@@ -240,7 +366,9 @@ class ContainersScreen(Screen[None]):
             return True
         return False
 
-    def _run_action(self, verb: str, done: str, call: Callable[[], None], name: str) -> None:
+    def _run_action(
+        self, verb: str, done: str, call: Callable[[], None], name: str, host: str = ""
+    ) -> None:
         def body() -> None:
             try:
                 call()
@@ -250,7 +378,7 @@ class ContainersScreen(Screen[None]):
                 )
                 return
             finally:
-                self.poller.wake()
+                self.fleet.wake(host or None)
             self.app.call_from_thread(self.notify, f"{name} {done}", title=verb)
 
         self.notify(f"{verb} {name}…", timeout=2)
@@ -259,26 +387,26 @@ class ContainersScreen(Screen[None]):
     def action_start(self) -> None:
         if self._refuse_if_read_only("start") or not (sel := self._selected()):
             return
-        cid, name = sel
-        self._run_action("Start", "started", partial(self.host.start, cid), name)
+        host, cid, name = sel
+        self._run_action("Start", "started", partial(host.engine.start, cid), name, host.name)
 
     def action_stop(self) -> None:
         if self._refuse_if_read_only("stop") or not (sel := self._selected()):
             return
-        cid, name = sel
-        self._run_action("Stop", "stopped", partial(self.host.stop, cid), name)
+        host, cid, name = sel
+        self._run_action("Stop", "stopped", partial(host.engine.stop, cid), name, host.name)
 
     def action_restart(self) -> None:
         if self._refuse_if_read_only("restart") or not (sel := self._selected()):
             return
-        cid, name = sel
-        self._run_action("Restart", "restarted", partial(self.host.restart, cid), name)
+        host, cid, name = sel
+        self._run_action("Restart", "restarted", partial(host.engine.restart, cid), name, host.name)
 
     def action_remove(self) -> None:
         if self._refuse_if_read_only("remove") or not (sel := self._selected()):
             return
-        cid, name = sel
-        c = self.table.containers.get(cid)
+        host, cid, name = sel
+        c = self.table.rows_shown.get(self.table.selected_key or "")
         running = bool(c and c.running)
         body = f"Remove container {name} ({cid[:12]})?"
         if running:
@@ -293,7 +421,11 @@ class ContainersScreen(Screen[None]):
         def decided(yes: bool | None) -> None:
             if yes:
                 self._run_action(
-                    "Remove", "removed", partial(self.host.remove, cid, force=running), name
+                    "Remove",
+                    "removed",
+                    partial(host.engine.remove, cid, force=running),
+                    name,
+                    host.name,
                 )
 
         self.app.push_screen(
@@ -303,17 +435,49 @@ class ContainersScreen(Screen[None]):
     def action_details(self) -> None:
         if not (sel := self._selected()):
             return
-        cid, name = sel
-        self.app.push_screen(DetailsScreen(self.host, cid, name, read_only=self.read_only))
+        host, cid, name = sel
+        self.app.push_screen(DetailsScreen(host, cid, name, read_only=self.read_only))
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_details()
 
     def action_toggle_all(self) -> None:
-        self.poller.show_all = not self.poller.show_all
+        self.fleet.show_all = not self.fleet.show_all
         self._refresh_host_line()
-        self.poller.wake()
+
+    # -- hosts ------------------------------------------------------------------------------
+
+    def set_scope(self, name: str | None) -> None:
+        """Show one host (``name``) or every host (None)."""
+        self.scope = name
+        self._apply_table()
+        views = {
+            h.name: self.gpu_views[h.name] for h in self.in_scope() if h.name in self.gpu_views
+        }
+        for panel in self.query(GpuPanel):
+            panel.show_hosts(views)
+        self._refresh_host_line()
+        self.refresh_bindings()
+
+    def _step_scope(self, step: int) -> None:
+        order: list[str | None] = [None, *(h.name for h in self.hosts)]
+        self.set_scope(order[(order.index(self.scope) + step) % len(order)])
+
+    def action_next_host(self) -> None:
+        self._step_scope(1)
+
+    def action_prev_host(self) -> None:
+        self._step_scope(-1)
+
+    def action_hosts(self) -> None:
+        from gpuconsole.ui.screens.hosts import HostsScreen
+
+        def chosen(result: str | None) -> None:
+            if result is not None:
+                self.set_scope(result or None)
+
+        self.app.push_screen(HostsScreen(self), chosen)
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
@@ -342,4 +506,9 @@ class ContainersScreen(Screen[None]):
         self.table.focus()
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(list(self.BINDINGS), self.read_only))
+        keys = [
+            b
+            for b in self.BINDINGS
+            if not isinstance(b, Binding) or self.check_action(b.action, ()) is not False
+        ]
+        self.app.push_screen(HelpScreen(keys, self.read_only))

@@ -15,11 +15,11 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static
 
-from gpuconsole import format as fmt
-from gpuconsole.backend.docker.host import DockerHost
 from gpuconsole.backend.errors import GpuconsoleError
+from gpuconsole.backend.hosts.host import Host
 from gpuconsole.backend.launch import LaunchResult
 from gpuconsole.backend.models import ContainerDetails
+from gpuconsole.present import format as fmt
 
 
 def _section(title: str) -> Text:
@@ -98,7 +98,7 @@ class DetailsScreen(ModalScreen[None]):
 
     def __init__(
         self,
-        host: DockerHost,
+        host: Host,
         container_id: str,
         name: str,
         launch: LaunchResult | None = None,
@@ -108,8 +108,30 @@ class DetailsScreen(ModalScreen[None]):
         self._host = host
         self._container_id = container_id
         self._name = name
-        self.launch = launch
+        self.launch = self._tunnelled(launch)
         self._read_only = read_only
+
+    def _tunnelled(self, launch: LaunchResult | None) -> LaunchResult | None:
+        """A remote launch's Jupyter URL through a local tunnel (the port is on the host's
+        loopback): opened once per container and port, same local port while it runs."""
+        if launch is None or self._host.is_local or not launch.url:
+            return launch
+        import dataclasses
+        from urllib.parse import urlsplit
+
+        remote_port = urlsplit(launch.url).port
+        if remote_port is None:
+            return launch
+        try:
+            tunnel = self._host.tunnels.open(f"{self._container_id}:{remote_port}", remote_port)
+        except OSError:
+            return launch
+        url = launch.url.replace(f":{remote_port}/", f":{tunnel.local_port}/", 1)
+        return dataclasses.replace(launch, url=url)
+
+    def reach_target(self) -> str | None:
+        """What ``c`` copies: the (local) Jupyter URL or the ssh command."""
+        return self._target()
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="details"):
@@ -172,10 +194,12 @@ class DetailsScreen(ModalScreen[None]):
         from gpuconsole.backend.launch import describe_launch
 
         try:
-            details = self._host.inspect(self._container_id)
+            details = self._host.engine.inspect(self._container_id)
             if self.launch is None and details.summary.variant in ("jupyter", "ssh"):
                 # The engine is the source of truth: URL and ssh command come from its labels.
-                self.launch = describe_launch(self._host, self._container_id)
+                self.launch = self._tunnelled(
+                    describe_launch(self._host.engine, self._container_id)
+                )
         except GpuconsoleError as exc:
             self.app.call_from_thread(self._show_error, str(exc))
             return

@@ -10,8 +10,8 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from gpuconsole import format as fmt
-from gpuconsole.ui.gpu_view import GpuView, process_label
+from gpuconsole.monitor.gpu_view import GpuView, process_label
+from gpuconsole.present import format as fmt
 from gpuconsole.ui.widgets.gpu_card import short_gpu_name
 from gpuconsole.ui.widgets.time_graph import TimeGraph
 
@@ -108,7 +108,10 @@ class GpuScreen(Screen[None]):
         if view is not None:
             self.show_gpus(view)
 
-    def show_gpus(self, view: GpuView) -> None:
+    def show_gpus(self, view: GpuView, host: str | None = None) -> None:
+        focus = getattr(self.app, "gpu_view", None)
+        if focus is not None and focus is not view and host is not None:
+            return  # another host's sample: this screen shows the host in focus
         snap = view.snapshot
         status = Text()
         if view.replay_name or snap.replayed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,13 @@ from textual.widgets import (
 )
 from textual.worker import get_current_worker
 
-from gpuconsole import format as fmt
 from gpuconsole.backend.docker.host import DockerHost
 from gpuconsole.backend.errors import GpuconsoleError, LaunchRejected
 from gpuconsole.backend.gpu import GpuSnapshot, GpuSourceState
+from gpuconsole.backend.hosts.host import Host
 from gpuconsole.backend.launch import VARIANTS, LaunchProgress, LaunchResult, LaunchSpec
-from gpuconsole.ui.gpu_view import GpuView
+from gpuconsole.monitor.gpu_view import GpuView
+from gpuconsole.present import format as fmt
 from gpuconsole.ui.screens.confirm import ConfirmScreen
 
 #: Form inputs, in order: (field, label, placeholder). Field names are LaunchSpec's.
@@ -90,28 +92,50 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
 
     def __init__(
         self,
-        host: DockerHost,
-        gpu_view: GpuView | None,
+        host: Host,
+        gpu_view: GpuView | Callable[[str], GpuView | None] | None,
         profiles: dict[str, Any],
         config_path: Path,
         initial: LaunchSpec | None = None,
+        hosts: Sequence[Host] = (),
     ) -> None:
         super().__init__()
-        self.host = host
-        self.gpu_view = gpu_view
+        self.target = host
+        self.hosts = tuple(hosts) or (host,)
+        self._views: Callable[[str], GpuView | None] = (
+            gpu_view if callable(gpu_view) else (lambda _name: gpu_view)
+        )
         self.profiles = profiles
         self.config_path = config_path
         self.initial = initial or LaunchSpec(host=host.name)
         self._cancel: threading.Event | None = None
         self._errors: dict[str, str] = {}
 
+    @property
+    def host(self) -> DockerHost:
+        """The engine of the host the launch goes to."""
+        return self.target.engine
+
+    @property
+    def gpu_view(self) -> GpuView | None:
+        return self._views(self.target.name)
+
     # -- layout -----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         spec = self.initial
         with Vertical(id="launch"):
-            yield Static(f"Launch a container on {self.host.name}", id="launch-title")
+            yield Static(f"Launch a container on {self.target.name}", id="launch-title")
             with VerticalScroll(id="launch-fields"):
+                if len(self.hosts) > 1:
+                    with Horizontal(classes="row"):
+                        yield Label("Host", classes="field-label")
+                        yield Select(
+                            [(self._host_label(h), h.name) for h in self.hosts],
+                            value=self.target.name,
+                            allow_blank=False,
+                            id="host",
+                        )
                 with Horizontal(classes="row"):
                     yield Label("Profile", classes="field-label")
                     options = [(NO_PROFILE, NO_PROFILE)] + [(n, n) for n in self.profiles]
@@ -138,10 +162,12 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
                     yield Static(classes="field-error", id=f"error-{name}")
                     if name == "gpus":
                         choices = gpu_choices(self.gpu_view)
-                        if choices:
-                            yield SelectionList[str](*choices, id="gpu-picker")
-                        else:
-                            yield Static(self._no_gpu_note(), classes="note", id="gpu-note")
+                        picker = SelectionList[str](*choices, id="gpu-picker")
+                        picker.display = bool(choices)
+                        yield picker
+                        note = Static(self._no_gpu_note(), classes="note", id="gpu-note")
+                        note.display = not choices
+                        yield note
                 for name, label in AREAS:
                     yield Label(label, classes="area-label")
                     yield TextArea("\n".join(getattr(spec, name)), id=f"f-{name}", classes="area")
@@ -154,6 +180,39 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
                 yield Button("Save profile", id="save")
                 yield Button("Launch (ctrl+s)", variant="primary", id="go")
                 yield Button("Cancel (esc)", id="close")
+
+    def _host_label(self, host: Host) -> str:
+        """A host in the picker, with its largest free GPU memory: where does a job fit now?"""
+        view = self._views(host.name)
+        if view is None or not view.snapshot.gpus or view.snapshot.replayed:
+            return f"{host.name}  (no GPU data)"
+        free = [
+            g.memory_total_bytes - g.memory_used_bytes
+            for g in view.snapshot.gpus
+            if g.memory_total_bytes is not None and g.memory_used_bytes is not None
+        ]
+        best = fmt.size(max(free)) if free else fmt.NA
+        return f"{host.name}  {len(view.snapshot.gpus)} GPU(s), up to {best} free on one"
+
+    @on(Select.Changed, "#host")
+    def _host_changed(self, event: Select.Changed) -> None:
+        chosen = next((h for h in self.hosts if h.name == event.value), None)
+        if chosen is None or chosen is self.target:
+            return
+        self.target = chosen
+        self.initial = self.initial.replace(host=chosen.name)
+        if hasattr(self, "_cuda"):
+            del self._cuda
+        self.query_one("#launch-title", Static).update(f"Launch a container on {chosen.name}")
+        choices = gpu_choices(self.gpu_view)
+        picker = self.query_one("#gpu-picker", SelectionList)
+        picker.clear_options()
+        picker.add_options(choices)
+        picker.display = bool(choices)
+        note = self.query_one("#gpu-note", Static)
+        note.update(self._no_gpu_note())
+        note.display = not choices
+        self._validate()
 
     def _no_gpu_note(self) -> str:
         view = self.gpu_view
@@ -242,7 +301,11 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
         if not hasattr(self, "_cuda"):
             from gpuconsole.backend.launch import cuda_driver_version
 
-            self._cuda = cuda_driver_version() if self._gpu_snapshot() is not None else None
+            self._cuda = (
+                cuda_driver_version(self.target.machine)
+                if self._gpu_snapshot() is not None
+                else None
+            )
         return self._cuda
 
     def _show_check(self, errors: Any, warnings: Any, findings: Any = ()) -> None:
@@ -281,7 +344,7 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
         profile = self.profiles.get(str(event.value))
         if profile is None:
             return
-        spec = profile.to_spec(LaunchSpec(host=self.host.name))
+        spec = profile.to_spec(LaunchSpec(host=self.target.name))
         self.query_one("#variant", Select).value = spec.variant
         for name, _label, _ in INPUTS:
             self.query_one(f"#f-{name}", Input).value = field_text(getattr(spec, name))
@@ -291,7 +354,7 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
 
     @on(Button.Pressed, "#save")
     def _save(self) -> None:
-        from gpuconsole.profiles import profile_from_spec, save_profile
+        from gpuconsole.settings.profiles import profile_from_spec, save_profile
 
         name = self.query_one("#save-name", Input).value.strip()
         if not name:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from rich.text import Text
+from textual._two_way_dict import TwoWayDict
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowDoesNotExist
 
-from gpuconsole import format as fmt
 from gpuconsole.backend.gpu import ContainerGpuUsage
 from gpuconsole.backend.models import ContainerStats, ContainerSummary, GpuRequest, HostSnapshot
+from gpuconsole.present import format as fmt
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("name", "Name"),
@@ -91,20 +93,57 @@ def matches(c: ContainerSummary, needle: str) -> bool:
     return not needle or needle in c.name.lower() or needle in c.image.lower()
 
 
+#: Row keys join host and container id: two hosts may show the same engine (an SSH alias of
+#: this machine), so an id alone is not unique in a fleet.
+KEY_SEP = "/"
+
+
+def row_key(host: str, container_id: str) -> str:
+    return f"{host}{KEY_SEP}{container_id}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    host, _, cid = key.rpartition(KEY_SEP)
+    return host, cid
+
+
+@dataclass(frozen=True, slots=True)
+class HostRows:
+    """One host's part of the table: its latest snapshot and, when it stopped answering, why."""
+
+    host: str
+    snapshot: HostSnapshot
+    usage: Mapping[str, ContainerGpuUsage] = field(default_factory=dict)
+    #: Set while the host is down: the rows stay, greyed, with this note in the status column.
+    stale: str | None = None
+
+
 class ContainersTable(DataTable[str | Text]):
-    """DataTable that knows how to apply a HostSnapshot without clearing itself."""
+    """DataTable that applies snapshots of one or more hosts without clearing itself."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
         self._cells: dict[str, tuple[str | Text, ...]] = {}
-        self.containers: dict[str, ContainerSummary] = {}
+        #: Row key -> container, for the rows shown.
+        self.rows_shown: dict[str, ContainerSummary] = {}
+        self.with_host = False
 
     def on_mount(self) -> None:
+        self._add_columns()
+
+    def _add_columns(self) -> None:
+        if self.with_host:
+            self.add_column("Host", key="host")
         for key, label in COLUMNS:
             self.add_column(label, key=key)
 
     @property
-    def selected_id(self) -> str | None:
+    def containers(self) -> dict[str, ContainerSummary]:
+        """Container id -> container for the rows shown (ids of a one-host table)."""
+        return {split_key(k)[1]: c for k, c in self.rows_shown.items()}
+
+    @property
+    def selected_key(self) -> str | None:
         if not self.row_count:
             return None
         try:
@@ -113,9 +152,39 @@ class ContainersTable(DataTable[str | Text]):
             return None
         return key.value
 
-    def select_id(self, container_id: str) -> bool:
+    @property
+    def selected(self) -> tuple[str, ContainerSummary] | None:
+        """(host, container) of the row under the cursor."""
+        key = self.selected_key
+        if key is None or key not in self.rows_shown:
+            return None
+        return split_key(key)[0], self.rows_shown[key]
+
+    @property
+    def selected_id(self) -> str | None:
+        key = self.selected_key
+        return None if key is None else split_key(key)[1]
+
+    def key_of(self, container_id: str, host: str | None = None) -> str | None:
+        """The row key of a container id (on ``host``, else on any host shown)."""
+        for key in self._cells:
+            h, cid = split_key(key)
+            if cid == container_id and (host is None or h == host):
+                return key
+        return None
+
+    def row_of(self, container_id: str) -> list[str | Text]:
+        key = self.key_of(container_id)
+        if key is None:
+            raise RowDoesNotExist(container_id)
+        return self.get_row(key)
+
+    def select_id(self, container_id: str, host: str | None = None) -> bool:
+        key = self.key_of(container_id, host)
+        if key is None:
+            return False
         try:
-            index = self.get_row_index(container_id)
+            index = self.get_row_index(key)
         except RowDoesNotExist:
             return False
         self.move_cursor(row=index)
@@ -123,47 +192,87 @@ class ContainersTable(DataTable[str | Text]):
 
     def apply(
         self,
-        snapshot: HostSnapshot,
+        parts: HostSnapshot | Sequence[HostRows],
         needle: str = "",
         gpu_usage: Mapping[str, ContainerGpuUsage] | None = None,
     ) -> None:
-        visible = [c for c in snapshot.containers if matches(c, needle)]
-        # Newest first, as `docker ps` lists them.
-        visible.sort(key=lambda c: (-c.created, c.name))
-        selected = self.selected_id
-        wanted = {c.id for c in visible}
-        for gone in [cid for cid in self._cells if cid not in wanted]:
+        if isinstance(parts, HostSnapshot):
+            parts = [HostRows(parts.status.host, parts, gpu_usage or {})]
+        with_host = len(parts) > 1
+        if with_host != self.with_host:
+            self.with_host = with_host
+            self.clear(columns=True)
+            self._cells.clear()
+            self._add_columns()
+        entries: list[tuple[str, HostRows, ContainerSummary]] = []
+        for part in parts:
+            for c in part.snapshot.containers:
+                if matches(c, needle):
+                    entries.append((row_key(part.host, c.id), part, c))
+        # Newest first, as `docker ps` lists them; hosts in config order break ties.
+        order_of_host = {p.host: i for i, p in enumerate(parts)}
+        entries.sort(key=lambda e: (-e[2].created, order_of_host[e[1].host], e[2].name))
+        selected = self.selected_key
+        wanted = {key for key, _, _ in entries}
+        for gone in [key for key in self._cells if key not in wanted]:
             self.remove_row(gone)
             del self._cells[gone]
         added = False
-        for c in visible:
+        columns = (("host", "Host"), *COLUMNS) if with_host else COLUMNS
+        for key, part, c in entries:
             cells = row_cells(
                 c,
-                snapshot.stats.get(c.id),
-                snapshot.gpus.get(c.id),
-                (gpu_usage or {}).get(c.id),
+                part.snapshot.stats.get(c.id),
+                part.snapshot.gpus.get(c.id),
+                part.usage.get(c.id),
             )
-            old = self._cells.get(c.id)
+            if part.stale is not None:
+                cells = stale_cells(cells, part.stale)
+            if with_host:
+                cells = (Text(part.host, style="dim" if part.stale else "cyan"), *cells)
+            old = self._cells.get(key)
             if old is None:
-                self.add_row(*cells, key=c.id)
+                self.add_row(*cells, key=key)
                 added = True
             elif old != cells:
-                for (col, _), new_cell, old_cell in zip(COLUMNS, cells, old, strict=True):
+                for (col, _), new_cell, old_cell in zip(columns, cells, old, strict=True):
                     if new_cell != old_cell:
-                        self.update_cell(c.id, col, new_cell, update_width=True)
-            self._cells[c.id] = cells
-        self.containers = {c.id: c for c in visible}
-        if added and len(visible) > 1:
-            order = {c.id: i for i, c in enumerate(visible)}
-            names = {c.name: order[c.id] for c in visible}
-            self.sort("name", key=lambda name: names.get(str(name), 0))
+                        self.update_cell(key, col, new_cell, update_width=True)
+            self._cells[key] = cells
+        self.rows_shown = {key: c for key, _, c in entries}
+        if added and len(entries) > 1:
+            position = {key: i for i, (key, _, _) in enumerate(entries)}
+            self._order_rows(position)
         if selected is not None and selected in wanted:
-            self.select_id(selected)
+            self.move_cursor(row=self.get_row_index(selected))
+
+    def _order_rows(self, position: Mapping[str, int]) -> None:
+        """Put rows in ``position`` order. DataTable.sort sorts by cell values only; this is
+        the same re-indexing by row key (a name can repeat across hosts)."""
+        ordered = sorted(self.rows, key=lambda k: position.get(str(k.value), 0))
+        self._row_locations = TwoWayDict({k: index for index, k in enumerate(ordered)})
+        self._update_count += 1
+        self.refresh()
 
     def clear_rows(self) -> None:
         self.clear()
         self._cells.clear()
-        self.containers = {}
+        self.rows_shown = {}
 
     def ordered_ids(self) -> Iterable[str]:
-        return [str(row.key.value) for row in self.ordered_rows]
+        return [split_key(str(row.key.value))[1] for row in self.ordered_rows]
+
+
+def stale_cells(cells: tuple[str | Text, ...], note: str) -> tuple[str | Text, ...]:
+    """A down host's row: every cell greyed, the status saying how old it is and why."""
+    out: list[str | Text] = []
+    for index, cell in enumerate(cells):
+        text = cell.copy() if isinstance(cell, Text) else Text(str(cell))
+        if index == STATUS_COLUMN:
+            text = Text(f"{text.plain} ({note})")
+        text.stylize("dim")
+        out.append(text)
+    return tuple(out)
+
+
+STATUS_COLUMN = [key for key, _ in COLUMNS].index("status")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from gpuconsole import format as fmt
 from gpuconsole.backend.gpu import GpuSample
-from gpuconsole.ui.gpu_view import GpuView
+from gpuconsole.monitor.gpu_view import GpuView
+from gpuconsole.present import format as fmt
 
 #: Threshold colours, shared with the GPU screen.
 LEVEL_STYLE = {"ok": "green", "warn": "yellow", "crit": "bold red", "na": "dim"}
@@ -75,9 +75,13 @@ class GpuCard(Widget):
     GpuCard { height: 7; border: round $panel-lighten-2; padding: 0 1; }
     """
 
-    def __init__(self, index: int) -> None:
-        super().__init__(id=f"gpu-card-{index}")
+    def __init__(self, index: int, host: str | None = None) -> None:
+        super().__init__(id=f"gpu-card-{index}" if host is None else None)
         self.index = index
+        #: Set when the panel shows several hosts: the card's border names its host.
+        self.host = host
+        if host is not None:
+            self.border_title = host
         self._gpu: GpuSample | None = None
         self._view: GpuView | None = None
 

@@ -1,6 +1,8 @@
-"""The main screen's GPU strip: a card per GPU, or one line saying why there are none."""
+"""The main screen's GPU strip: a card per GPU (grouped by host), or a line saying why not."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,7 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from gpuconsole.backend.gpu import GpuSourceState
-from gpuconsole.ui.gpu_view import GpuView
+from gpuconsole.monitor.gpu_view import GpuView
 from gpuconsole.ui.widgets.gpu_card import GpuCard
 
 
@@ -23,36 +25,49 @@ class GpuPanel(Widget):
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._indices: tuple[int, ...] = ()
+        self._cards: tuple[tuple[str, int], ...] = ()
 
     def compose(self) -> ComposeResult:
         yield Static("GPUs: starting…", id="gpu-status")
         yield Grid(id="gpu-grid")
 
-    def show(self, view: GpuView) -> None:
-        snap = view.snapshot
+    def show(self, view: GpuView, host: str | None = None) -> None:
+        """One host's GPUs (the console of a single host)."""
+        self.show_hosts({host or view.snapshot.host: view})
+
+    def show_hosts(self, views: Mapping[str, GpuView]) -> None:
+        """The GPUs of several hosts, grouped by host in the given order."""
         try:
             status = self.query_one("#gpu-status", Static)
             grid = self.query_one("#gpu-grid", Grid)
         except NoMatches:  # not composed yet (first sample raced the mount): next one will do
             return
+        several = len(views) > 1
         line = Text()
-        if view.replay_name or snap.replayed:
-            line.append(" REPLAY ", style="bold black on yellow")
-            line.append(f" recorded data from {view.replay_name or 'a recording'}  ", style="")
-        if snap.state is not GpuSourceState.OK and snap.error:
-            line.append(f"GPUs: {snap.error}", style="yellow")
+        for host, view in views.items():
+            snap = view.snapshot
+            prefix = f"{host}: " if several else ""
+            if view.replay_name or snap.replayed:
+                line.append(" REPLAY ", style="bold black on yellow")
+                line.append(
+                    f" {prefix}recorded data from {view.replay_name or 'a recording'}  ", style=""
+                )
+            if snap.state is not GpuSourceState.OK and snap.error:
+                line.append(f"{prefix}GPUs: {snap.error}  ", style="yellow")
         status.update(line)
         status.display = bool(line.plain)
-        indices = tuple(g.index for g in snap.gpus)
-        if indices != self._indices:
-            self._indices = indices
+        cards = tuple((host, g.index) for host, view in views.items() for g in view.snapshot.gpus)
+        if cards != self._cards:
+            self._cards = cards
             grid.remove_children()
-            grid.styles.grid_size_columns = max(1, min(4, len(indices)))
-            grid.mount_all([GpuCard(i) for i in indices])
-            self.call_after_refresh(self.show, view)
+            grid.styles.grid_size_columns = max(1, min(4, len(cards)))
+            grid.mount_all([GpuCard(i, host if several else None) for host, i in cards])
+            self.call_after_refresh(self.show_hosts, views)
             return
-        for gpu in snap.gpus:
-            for card in grid.query(GpuCard):
-                if card.index == gpu.index:
-                    card.show(gpu, view)
+        for card in grid.query(GpuCard):
+            shown = views.get(card.host or next(iter(views)))
+            if shown is None:
+                continue
+            for gpu in shown.snapshot.gpus:
+                if gpu.index == card.index:
+                    card.show(gpu, shown)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
 from textual.widgets import Static
 
-from gpuconsole import format as fmt
 from gpuconsole.backend.models import EngineState, HostSnapshot, HostStatus
+from gpuconsole.present import format as fmt
 
 
 class HostLine(Static):
@@ -40,3 +42,48 @@ class HostLine(Static):
         if read_only:
             text.append("  READ-ONLY", style="bold yellow")
         self.update(text)
+
+    def show_fleet(
+        self,
+        hosts: list[tuple[str, HostStatus, HostSnapshot | None, Any]],
+        scope: str | None,
+        read_only: bool,
+        show_all: bool,
+        needle: str,
+    ) -> None:
+        """Several hosts: each with a state dot, the one in scope highlighted."""
+        text = Text()
+        text.append(" gpuconsole ", style="bold reverse")
+        text.append(" all hosts " if scope is None else f" {scope} ", style="bold")
+        for name, status, snapshot, link in hosts:
+            state, style = host_state(status, link)
+            text.append("  ")
+            text.append("●", style=style)
+            text.append(f" {name}", style="bold underline" if name == scope else "")
+            if state != "up":
+                text.append(f" {state}", style=style)
+            elif snapshot is not None:
+                running = sum(1 for c in snapshot.containers if c.running)
+                text.append(f" {running}/{len(snapshot.containers)}", style="dim")
+        text.append("  [all]" if show_all else "  [running only]", style="cyan")
+        if needle:
+            text.append(f"  filter: {needle}", style="magenta")
+        if read_only:
+            text.append("  READ-ONLY", style="bold yellow")
+        text.append("  [ ] h: hosts", style="dim")
+        self.update(text)
+
+
+def host_state(status: HostStatus, link: Any) -> tuple[str, str]:
+    """A host's one-word state and its colour: the SSH link first (connecting, needs trust,
+    refused), then the engine."""
+    link_state = str(getattr(getattr(link, "state", None), "value", "") or "")
+    if link_state == "needs-trust":
+        return "needs trust", "bold yellow"
+    if link_state == "refused":
+        return "refused", "bold red"
+    if status.state is EngineState.UP:
+        return "up", "green"
+    if status.state is EngineState.DOWN:
+        return "down", "bold red"
+    return "connecting", "yellow"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from gpuconsole.backend.launch import LaunchSpec
-from gpuconsole.config import load_settings
-from gpuconsole.profiles import (
+from gpuconsole.settings.config import load_settings
+from gpuconsole.settings.profiles import (
     Profile,
     ProfileError,
     delete_profile,

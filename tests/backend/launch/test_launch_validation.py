@@ -263,17 +263,17 @@ def test_jupyter_token_only_in_environment(tmp_path: Path) -> None:
 
 
 def test_preflight_findings() -> None:
-    no_runtime = preflight_findings(parse_gpus("all"), engine_info={"Runtimes": {}}, local=False)
+    no_runtime = preflight_findings(parse_gpus("all"), engine_info={"Runtimes": {}}, machine=None)
     assert [f.code for f in no_runtime] == ["no-nvidia-runtime"]
     assert "nvidia-container-toolkit" in no_runtime[0].fix
-    assert not preflight_findings(parse_gpus("none"), engine_info={}, local=False)
+    assert not preflight_findings(parse_gpus("none"), engine_info={}, machine=None)
 
     image = {"Config": {"Env": ["PATH=/usr/bin", "CUDA_VERSION=12.8.1"]}}
     assert image_cuda_version(image) == (12, 8)
     findings = preflight_findings(
         parse_gpus("0,1"),
         engine_info={"Runtimes": {"nvidia": {}}},
-        local=False,
+        machine=None,
         image_attrs=image,
         cuda_driver=12040,
         other_requests={"train": GpuRequest(device_ids=("1",)), "other": GpuRequest(all=True)},
@@ -290,7 +290,7 @@ def test_preflight_findings() -> None:
     major = preflight_findings(
         parse_gpus("all"),
         engine_info={"Runtimes": {"nvidia": {}}},
-        local=False,
+        machine=None,
         image_attrs={"Config": {"Labels": {"com.nvidia.cuda.version": "13.0"}}},
         cuda_driver=12080,
     )

@@ -1,14 +1,17 @@
-"""The local Docker engine, reached through its socket with docker-py's low-level client.
+"""A Docker engine on a Machine, reached through docker-py's low-level client.
+
+The engine does not know how its API is reached: ``connect_api`` builds a connected client (a
+unix socket here, or the remote socket carried over the host's one SSH connection). What it
+reads besides the API — every running container's cgroup files — it reads through its machine,
+so the same code is fast locally and costs one remote command per refresh over SSH.
 
 Design choices that matter for speed and robustness:
-- an explicit base_url (DOCKER_HOST, else the default socket): docker-py 7.2 would otherwise
-  follow the Docker CLI's current context, which may point somewhere else entirely;
 - every call has a timeout, and the client is built lazily, so a dead engine costs one timeout
   and is retried on the next refresh instead of failing construction;
 - one list call per refresh (no per-container inspect); GPU requests, which only inspect shows,
   never change for a container id, so each id is inspected once and cached;
 - CPU and memory from the cgroups in one pass, the stats API only for containers whose cgroup
-  is not visible from here.
+  is not visible from the machine.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpuconsole.backend.docker.cgroup_stats import CgroupStatsReader
@@ -30,7 +33,7 @@ from gpuconsole.backend.docker.parse import (
     stats_from_api,
     summary_from_list,
 )
-from gpuconsole.backend.errors import GpuconsoleError
+from gpuconsole.backend.errors import GpuconsoleError, HostUnreachable
 from gpuconsole.backend.models import (
     ContainerDetails,
     ContainerStats,
@@ -44,7 +47,12 @@ from gpuconsole.backend.models import (
 if TYPE_CHECKING:
     import docker
 
+    from gpuconsole.backend.hosts.machine import Machine
+
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+#: Builds a connected APIClient with the given timeout (seconds); raises on failure.
+ApiConnector = Callable[[int], "docker.APIClient"]
 
 
 def default_docker_host() -> str:
@@ -52,27 +60,43 @@ def default_docker_host() -> str:
     return os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
 
 
-def _socket_path(base_url: str) -> Path | None:
+def socket_path(base_url: str) -> str | None:
+    """The unix socket path of an engine URL, or None for other transports."""
     for prefix in ("unix://", "http+unix://"):
         if base_url.startswith(prefix):
-            return Path(base_url[len(prefix) :])
+            return base_url[len(prefix) :]
     return None
 
 
-class LocalDockerHost:
-    """A Docker engine on this machine (or any engine docker-py can reach by URL)."""
+def url_connector(base_url: str) -> ApiConnector:
+    """docker-py's own transports for a URL (unix socket, tcp); version negotiated once."""
+
+    def connect(timeout: int) -> docker.APIClient:
+        import docker
+
+        return docker.APIClient(base_url=base_url, version="auto", timeout=timeout)
+
+    return connect
+
+
+class DockerEngine:
+    """A Docker engine running on ``machine``. Implements the DockerHost protocol."""
 
     def __init__(
         self,
-        base_url: str | None = None,
-        name: str = "local",
+        machine: Machine,
+        address: str,
+        connect_api: ApiConnector,
+        *,
         timeout: int = 10,
         use_cgroups: bool = True,
     ) -> None:
-        self._name = name
-        self._base_url = base_url or default_docker_host()
+        self.machine = machine
+        self._name = machine.name
+        self._base_url = address
+        self._connect_api = connect_api
         self.timeout = timeout
-        self._use_cgroups = use_cgroups and _socket_path(self._base_url) is not None
+        self._use_cgroups = use_cgroups
         self._client: docker.APIClient | None = None
         self._client_lock = threading.Lock()
         self._stats_lock = threading.Lock()
@@ -91,23 +115,34 @@ class LocalDockerHost:
     def address(self) -> str:
         return self._base_url
 
+    @property
+    def info(self) -> dict[str, Any]:
+        """``docker info`` of the engine as of the last connect (empty before it)."""
+        return self._info
+
     def _api(self) -> docker.APIClient:
         with self._client_lock:
             if self._client is not None:
                 return self._client
-            import docker
-
             try:
-                client = docker.APIClient(
-                    base_url=self._base_url, version="auto", timeout=int(self.timeout)
-                )
+                client = self._connect_api(int(self.timeout))
                 self._version = client.version()
                 self._info = client.info()
+            except HostUnreachable:
+                raise
             except Exception as exc:
+                from gpuconsole.backend.ssh.docker_api import open_error
+
+                cause = open_error(exc)
+                if isinstance(cause, HostUnreachable):
+                    raise cause from exc
                 raise unreachable(self._name, self._base_url, exc, self.timeout) from exc
             self._client = client
             if self._use_cgroups and self._cgroups is None:
-                self._cgroups = CgroupStatsReader.for_this_machine(self._info.get("MemTotal"))
+                with contextlib.suppress(GpuconsoleError):
+                    self._cgroups = CgroupStatsReader.for_machine(
+                        self.machine, self._info.get("MemTotal")
+                    )
             return client
 
     def api(self) -> docker.APIClient:
@@ -178,7 +213,7 @@ class LocalDockerHost:
             with self._call():
                 raw = api.containers(all=all)
         except GpuconsoleError as exc:
-            if type(exc).__name__ == "HostUnreachable":
+            if isinstance(exc, HostUnreachable):
                 self._drop_client()
             raise
         return tuple(summary_from_list(self._name, c) for c in raw)
@@ -308,7 +343,7 @@ class _EventWatch:
     The callback runs in that thread; callers hand the news over to their own loop.
     """
 
-    def __init__(self, host: LocalDockerHost, on_event: EventCallback) -> None:
+    def __init__(self, host: DockerEngine, on_event: EventCallback) -> None:
         self._host = host
         self._on_event = on_event
         self._closed = threading.Event()
@@ -342,5 +377,8 @@ class _EventWatch:
         self._closed.set()
         stream = self._stream
         if stream is not None:
-            with contextlib.suppress(Exception):
-                stream.close()
+            # docker-py's own close() raises on SSH channels and leaves the reader blocked;
+            # closing the connection under the stream ends it on every transport.
+            from gpuconsole.backend.ssh.docker_api import close_stream
+
+            close_stream(stream)

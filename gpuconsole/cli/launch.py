@@ -12,10 +12,13 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
+from gpuconsole.cli.common import add_host_option, err, one_host
+
 if TYPE_CHECKING:
     from gpuconsole.backend.gpu.models import GpuSnapshot
+    from gpuconsole.backend.hosts.host import Host
     from gpuconsole.backend.launch import LaunchSpec
-    from gpuconsole.config import Settings
+    from gpuconsole.settings.config import Settings
 
 COMMANDS: frozenset[str] = frozenset({"launch", "build-variant"})
 
@@ -83,6 +86,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="check only; create nothing")
     p.add_argument("--save-profile", metavar="NAME", help="save these options as a profile")
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    add_host_option(p)
     p.add_argument(
         "plain_command",
         nargs="*",
@@ -99,10 +103,10 @@ def add_parsers(sub: Any) -> None:
     b.add_argument("--variant", required=True, choices=("ssh", "jupyter"))
     b.add_argument("--tag", metavar="TAG", help="tag for the result (default: derived)")
     b.add_argument("--json", action="store_true", help="print {tag, id} as JSON at the end")
+    add_host_option(b)
 
 
-def _err(message: str) -> None:
-    print(f"gpuconsole: {message}", file=sys.stderr)
+_err = err
 
 
 def _spec_from_args(args: argparse.Namespace, settings: Settings) -> LaunchSpec:
@@ -110,8 +114,8 @@ def _spec_from_args(args: argparse.Namespace, settings: Settings) -> LaunchSpec:
 
     spec = LaunchSpec()
     if args.profile:
-        from gpuconsole.config import config_path
-        from gpuconsole.profiles import get_profile
+        from gpuconsole.settings.config import config_path
+        from gpuconsole.settings.profiles import get_profile
 
         spec = get_profile(args.profile, settings.path or config_path(args.config)).to_spec()
     changes: dict[str, Any] = {}
@@ -138,8 +142,8 @@ def _spec_from_args(args: argparse.Namespace, settings: Settings) -> LaunchSpec:
     return spec.replace(**changes)
 
 
-def _gpu_facts(spec: LaunchSpec) -> tuple[GpuSnapshot | None, int | None]:
-    """A GPU snapshot and the driver's CUDA version, only for launches that ask for GPUs."""
+def _gpu_facts(spec: LaunchSpec, host: Host) -> tuple[GpuSnapshot | None, int | None]:
+    """The host's GPUs and its driver's CUDA version, only for launches that ask for GPUs."""
     from gpuconsole.backend.launch import parse_gpus
 
     try:
@@ -147,15 +151,16 @@ def _gpu_facts(spec: LaunchSpec) -> tuple[GpuSnapshot | None, int | None]:
             return None, None
     except ValueError:
         return None, None  # validation reports it
-    from gpuconsole.backend.gpu import open_local_gpu_source
     from gpuconsole.backend.launch import cuda_driver_version
+    from gpuconsole.cli.gpus import first_sample
 
-    source = open_local_gpu_source(None)
+    if host.gpu is None:
+        return None, None
     try:
-        snapshot = source.sample()
+        snapshot = first_sample(host.gpu)
     finally:
-        source.close()
-    return snapshot, cuda_driver_version() if snapshot.gpus else None
+        host.gpu.close()
+    return snapshot, cuda_driver_version(host.machine) if snapshot.gpus else None
 
 
 def _print_rejected(errors: tuple[tuple[str, str], ...]) -> None:
@@ -171,17 +176,18 @@ def _cmd_launch(args: argparse.Namespace, settings: Settings) -> int:
         launch,
         run_preflight,
     )
-    from gpuconsole.cli import make_host
-    from gpuconsole.profiles import ProfileError
+    from gpuconsole.settings.profiles import ProfileError
 
     try:
         spec = _spec_from_args(args, settings)
     except ProfileError as exc:  # an unknown or malformed --profile is bad input: exit 2
         _err(f"--profile: {exc}")
         return 2
-    host = make_host(settings, args)
+    hosted = one_host(settings, args, gpus=True)
+    host = hosted.engine
+    spec = spec.replace(host=hosted.name)
     try:
-        snapshot, cuda = _gpu_facts(spec)
+        snapshot, cuda = _gpu_facts(spec, hosted)
         if args.dry_run or args.save_profile:
             check = check_launch(host, spec, snapshot)
             for issue in check.warnings:
@@ -191,8 +197,8 @@ def _cmd_launch(args: argparse.Namespace, settings: Settings) -> int:
                 return 2
             assert check.plan is not None
             if args.save_profile:
-                from gpuconsole.config import config_path
-                from gpuconsole.profiles import profile_from_spec, save_profile
+                from gpuconsole.settings.config import config_path
+                from gpuconsole.settings.profiles import profile_from_spec, save_profile
 
                 path = settings.path or config_path(args.config)
                 save_profile(profile_from_spec(args.save_profile, spec), path)
@@ -236,24 +242,26 @@ def _cmd_launch(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(f"{result.name} ({result.id[:12]}) is up on {result.host}")
             if result.url:
-                print(f"  Jupyter: {result.url}")
+                where = "" if hosted.is_local else f" (on {hosted.name}'s loopback)"
+                print(f"  Jupyter{where}: {result.url}")
             if result.ssh_command:
                 print(f"  SSH:     {result.ssh_command}")
+            if not hosted.is_local and result.url:
+                print(f"  A local URL: gpuconsole tunnel {result.name} --host {hosted.name}")
         return 0
     finally:
-        host.close()
+        hosted.close()
 
 
 def _cmd_build(args: argparse.Namespace, settings: Settings) -> int:
     from gpuconsole.backend.errors import BuildFailed
     from gpuconsole.backend.launch.build_variant import build_variant
-    from gpuconsole.cli import make_host
 
-    host = make_host(settings, args)
+    hosted = one_host(settings, args)
     out = sys.stderr if args.json else sys.stdout
     try:
         result = build_variant(
-            host,
+            hosted.engine,
             args.base,
             args.variant,
             args.tag,
@@ -263,7 +271,7 @@ def _cmd_build(args: argparse.Namespace, settings: Settings) -> int:
         _err(str(exc))
         return 1
     finally:
-        host.close()
+        hosted.close()
     if args.json:
         print(json.dumps({"tag": result.tag, "id": result.image_id}))
     return 0

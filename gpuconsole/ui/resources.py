@@ -8,8 +8,9 @@ from pathlib import Path
 def styles_dir() -> Path:
     """The wheel carries ``gpuconsole/styles``; a checkout (or editable install) has ``styles/``
     beside the package. Both are tried, in that order."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "styles", here.parent / "styles"):
+    package = Path(__file__).resolve().parent.parent
+    here = package
+    for candidate in (package / "styles", package.parent / "styles"):
         if (candidate / "app.tcss").is_file():
             return candidate
     raise FileNotFoundError(

@@ -1,0 +1,1 @@
+"""Hosts: the machine an engine runs on (local or over SSH) with its engine and GPU source."""

@@ -1,0 +1,103 @@
+"""Command line: ``gpuconsole`` opens the console; subcommands script the same actions.
+
+One module per command group (containers, gpus, launch, hosts) plus the console itself (tui);
+shared helpers in ``common``. Heavy modules (textual, docker, paramiko) are imported only by the
+code path that needs them, so ``gpuconsole --version`` and ``--help`` answer instantly.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from gpuconsole import __version__
+from gpuconsole.cli import containers, gpus, hosts, launch
+
+#: Command group modules, each with COMMANDS, add_parsers(sub) and run(args, settings).
+GROUPS = (containers, gpus, launch, hosts)
+
+
+def _interval(text: str) -> float:
+    """--gpu-interval: 0.1 to 60 seconds (argparse turns the error into exit code 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.1 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0.1..60 seconds — e.g. 1")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gpuconsole",
+        description="A keyboard-driven console for containers and GPUs, local and over SSH. "
+        "Without a command, opens the full-screen console over every configured host.",
+    )
+    parser.add_argument("--version", action="version", version=f"gpuconsole {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="config file (default: platform dir)")
+    parser.add_argument(
+        "--docker-host",
+        metavar="URL",
+        help="the local engine's address (default: $DOCKER_HOST, else unix:///var/run/docker.sock)",
+    )
+    parser.add_argument(
+        "--host",
+        dest="host",
+        metavar="NAME",
+        help="the console: show only this host of the config",
+    )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="disable every action that changes anything (for shared screens)",
+    )
+    parser.add_argument(
+        "--accept-new-host-key",
+        action="store_true",
+        help="trust an SSH host key never seen before (added to known_hosts); a changed key "
+        "is always refused",
+    )
+    parser.add_argument(
+        "--gpu-replay",
+        metavar="FILE",
+        type=Path,
+        help="show a recorded GPU JSONL (looping) instead of the first host's GPUs",
+    )
+    parser.add_argument(
+        "--gpu-interval",
+        metavar="SECONDS",
+        type=_interval,
+        default=None,
+        help="GPU sample interval (default 1 s; history keeps 10 minutes)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for group in GROUPS:
+        group.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from gpuconsole.backend.errors import GpuconsoleError
+    from gpuconsole.cli.common import err
+    from gpuconsole.settings.config import load_settings
+
+    try:
+        settings = load_settings(args.config)
+        if args.command is None:
+            from gpuconsole.cli import tui
+
+            return tui.run(args, settings)
+        for group in GROUPS:
+            if args.command in group.COMMANDS:
+                return int(group.run(args, settings))
+        parser.error(f"unknown command {args.command!r}")
+    except GpuconsoleError as exc:
+        err(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 2

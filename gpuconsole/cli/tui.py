@@ -1,0 +1,49 @@
+"""Run the full-screen console over the configured hosts."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from gpuconsole.cli.common import err, host_specs
+
+if TYPE_CHECKING:
+    from gpuconsole.settings.config import Settings
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    import dataclasses
+
+    from gpuconsole.backend.gpu import ReplayError
+    from gpuconsole.backend.hosts.open import open_hosts
+    from gpuconsole.ui.app import GpuconsoleApp
+
+    interval = args.gpu_interval if args.gpu_interval is not None else settings.gpu_interval
+    args.all_hosts = not args.host
+    specs = host_specs(settings, args)
+    options = settings.ssh
+    if args.accept_new_host_key:
+        options = dataclasses.replace(options, accept_new_host_key=True)
+    try:
+        hosts = open_hosts(
+            specs,  # type: ignore[arg-type]
+            options,
+            gpu_replay=args.gpu_replay,
+            gpu_interval=interval,
+            on_unknown_key=None,  # the app installs its own prompt
+        )
+    except ReplayError as exc:
+        err(f"--gpu-replay: {exc}")
+        return 1
+    app = GpuconsoleApp(
+        hosts,
+        read_only=args.read_only or settings.read_only,
+        refresh_seconds=settings.refresh_seconds,
+        show_all=settings.show_all,
+        gpu_interval=interval,
+        replay_name=args.gpu_replay.name if args.gpu_replay else None,
+        config_path=settings.path,
+        warnings=settings.host_errors,
+    )
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,47 @@
+"""The plain values a HostMonitor emits, from its worker threads, to whoever listens."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gpuconsole.backend.models import HostSnapshot, HostStatus
+from gpuconsole.monitor.gpu_view import GpuView
+
+
+@dataclass(frozen=True, slots=True)
+class ContainersUpdated:
+    """A full refresh of one host's containers arrived."""
+
+    host: str
+    snapshot: HostSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class EngineDown:
+    """The host's engine (or the host itself) could not be reached on the last attempt."""
+
+    host: str
+    status: HostStatus
+    attempt: int
+    retry_in: float
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshFailed:
+    """A refresh failed for a reason other than an unreachable engine."""
+
+    host: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class GpusUpdated:
+    """A GPU sample of one host, with its history tails and container attribution."""
+
+    host: str
+    view: GpuView
+
+
+MonitorEvent = ContainersUpdated | EngineDown | RefreshFailed | GpusUpdated
+Emit = Callable[[MonitorEvent], object]

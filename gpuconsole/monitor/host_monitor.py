@@ -1,0 +1,212 @@
+"""One monitor per host: its containers loop and its GPU loop, joined on that host.
+
+Each loop runs in a daemon thread (a refresh stuck on a hung engine or a dead SSH link must not
+hold up quitting) and never overlaps itself: refresh, then wait for the interval or a wake-up.
+Engine events (start, die, destroy, ...) wake the containers loop at once, so state changes show
+immediately while CPU and memory follow the slower interval. The GPU loop attributes GPU
+processes against THIS host's containers (their cgroups are read through this host's machine).
+Everything learnt leaves as an immutable event through ``emit``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from gpuconsole.backend.errors import GpuconsoleError, HostUnreachable
+from gpuconsole.backend.hosts.machine import MachineUnreachable
+from gpuconsole.backend.models import EngineState, HostSnapshot, HostStatus
+from gpuconsole.monitor.events import (
+    ContainersUpdated,
+    Emit,
+    EngineDown,
+    GpusUpdated,
+    RefreshFailed,
+)
+from gpuconsole.monitor.gpu_view import GpuView
+
+if TYPE_CHECKING:
+    from gpuconsole.backend.docker.host import EventWatch
+    from gpuconsole.backend.gpu import GpuAttribution
+    from gpuconsole.backend.hosts.host import Host
+
+#: Engine events that change what the table shows; exec_*, top, attach and the like do not.
+RELEVANT_EVENTS = frozenset(
+    {
+        *("create", "start", "restart", "die", "stop", "kill", "destroy", "pause"),
+        *("unpause", "rename", "update", "oom", "health_status", "reconnect"),
+    }
+)
+
+
+class HostMonitor:
+    """Watches one host; ``start()`` launches its loops, ``stop()`` ends them."""
+
+    def __init__(
+        self,
+        host: Host,
+        emit: Emit,
+        *,
+        refresh_seconds: float = 2.0,
+        down_interval: float = 2.0,
+        show_all: bool = True,
+        gpu_interval: float = 1.0,
+        gpu_window_s: float = 600.0,
+        attribution_every: float = 2.0,
+        replay_name: str | None = None,
+    ) -> None:
+        from gpuconsole.backend.gpu import GpuHistory
+
+        self.host = host
+        self._emit = emit
+        self.interval = refresh_seconds
+        self.down_interval = down_interval
+        self.show_all = show_all
+        self.gpu_interval = gpu_interval
+        self.history = GpuHistory(interval=gpu_interval, window_s=gpu_window_s)
+        self._attribution_every = attribution_every
+        self._replay_name = replay_name
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._watch: EventWatch | None = None
+        self.failures = 0
+        #: The latest containers refresh (read by the GPU loop for attribution).
+        self.snapshot: HostSnapshot | None = None
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def name(self) -> str:
+        return self.host.name
+
+    def start(self) -> None:
+        loops = [("containers", self.run_containers)]
+        if self.host.gpu is not None:
+            loops.append(("gpu", self.run_gpus))
+        for what, body in loops:
+            thread = threading.Thread(target=body, name=f"poll:{what}:{self.name}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wake.set()
+        watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
+
+    def _on_event(self, action: str, container_id: str) -> None:
+        if action.split(":", 1)[0].strip() in RELEVANT_EVENTS:
+            self._wake.set()
+
+    # -- containers ---------------------------------------------------------------------------
+
+    def refresh_once(self) -> float:
+        """One containers refresh; returns how long to wait before the next."""
+        engine = self.host.engine
+        try:
+            snapshot = engine.snapshot(all=self.show_all)
+        except (HostUnreachable, MachineUnreachable) as exc:
+            self.failures += 1
+            status = HostStatus(
+                self.name,
+                engine.address,
+                EngineState.DOWN,
+                error=exc.reason,
+                hint=exc.hint,
+            )
+            self._emit(EngineDown(self.name, status, self.failures, self.down_interval))
+            return self.down_interval
+        except GpuconsoleError as exc:
+            self._emit(RefreshFailed(self.name, str(exc)))
+        except Exception as exc:  # never let a loop die: show it and go on
+            self._emit(RefreshFailed(self.name, f"refresh failed: {type(exc).__name__}: {exc}"))
+        else:
+            self.failures = 0
+            self.snapshot = snapshot
+            self._emit(ContainersUpdated(self.name, snapshot))
+            if self._watch is None and not self._stopped.is_set():
+                self._watch = engine.watch_events(self._on_event)
+        return self.interval
+
+    def run_containers(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.clear()
+            wait = self.refresh_once()
+            if self._stopped.is_set():
+                break
+            self._wake.wait(wait)
+
+    # -- GPUs ---------------------------------------------------------------------------------
+
+    def run_gpus(self) -> None:
+        from gpuconsole.backend.gpu import METRICS, attribute_gpu_processes
+
+        source = self.host.gpu
+        assert source is not None
+        attribution: GpuAttribution | None = None
+        attributed_at = 0.0
+        attributed_for: HostSnapshot | None = None
+        attributed_pids: tuple[tuple[int, int], ...] = ()
+        while not self._stopped.is_set():
+            started = time.monotonic()
+            try:
+                snapshot = source.sample()
+                self.history.append(snapshot)
+                containers = self.snapshot
+                running = (
+                    set()
+                    if containers is None
+                    else {c.id for c in containers.containers if c.running}
+                )
+                requests = (
+                    {}
+                    if containers is None
+                    else {cid: req for cid, req in containers.gpus.items() if cid in running}
+                )
+                names = {} if containers is None else {c.id: c.name for c in containers.containers}
+                # Re-attribute at once when the GPU processes or the container list changed (so
+                # names, requests and owners always match), and on a timer for PID reuse.
+                pids = tuple(sorted((p.pid, p.gpu_index) for p in snapshot.processes))
+                if (
+                    attribution is None
+                    or containers is not attributed_for
+                    or pids != attributed_pids
+                    or started - attributed_at >= self._attribution_every
+                ):
+                    attribution = attribute_gpu_processes(
+                        snapshot, requests, known_ids=names.keys(), machine=self.host.machine
+                    )
+                    attributed_at = started
+                    attributed_for = containers
+                    attributed_pids = pids
+                host = snapshot.host
+                history: dict[tuple[str, str], tuple[float | int | None, ...]] = {
+                    (g.uuid, m): self.history.series(host, g.uuid or str(g.index), m)
+                    for g in snapshot.gpus
+                    for m in METRICS
+                }
+                stamps = {
+                    g.uuid: self.history.timestamps(host, g.uuid or str(g.index))
+                    for g in snapshot.gpus
+                }
+                view = GpuView(
+                    snapshot,
+                    history,
+                    stamps,
+                    attribution,
+                    names,
+                    self.gpu_interval,
+                    self._replay_name,
+                )
+                self._emit(GpusUpdated(self.name, view))
+            except Exception as exc:  # a source must not take the console down
+                self._emit(
+                    RefreshFailed(self.name, f"GPU sampling failed: {type(exc).__name__}: {exc}")
+                )
+            elapsed = time.monotonic() - started
+            self._stopped.wait(max(0.05, self.gpu_interval - elapsed))
+        source.close()
