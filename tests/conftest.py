@@ -19,6 +19,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from support import TEST_IMAGE, TEST_LABEL, engine_url
 
+#: The loopback sshd and private sshd instances (the "remote host" of the SSH tests).
+pytest_plugins = ["sshfixtures"]
+
 
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[Any]:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 TEST_IMAGE = os.environ.get("GPUCONSOLE_TEST_IMAGE", "gpuconsole-test/busybox:1")
@@ -66,3 +67,55 @@ def host_of(engine: object, gpu: object = None, name: str = "local") -> Any:
     from gpuconsole.backend.hosts.local import LocalMachine
 
     return Host(name, LocalMachine(name), engine, gpu)  # type: ignore[arg-type]
+
+
+def ssh_env() -> dict[str, str]:
+    """The loopback sshd the test set-up starts (scripts/test): port, client key, host key."""
+    names = ("GPUCONSOLE_TEST_SSH_PORT", "GPUCONSOLE_TEST_SSH_KEY", "GPUCONSOLE_TEST_SSH_HOST_KEY")
+    missing = [n for n in names if not os.environ.get(n)]
+    if missing:
+        import pytest
+
+        pytest.fail(
+            f"{', '.join(missing)} unset: run the suite through scripts/test, which starts the "
+            "loopback sshd (or eval \"$(scripts/dev-env)\")",
+            pytrace=False,
+        )
+    return {n: os.environ[n] for n in names}
+
+
+def engine_socket() -> str:
+    """The test engine's socket path (what a remote host's docker_socket names)."""
+    url = engine_url()
+    return url.split("://", 1)[1] if url.startswith("unix://") else "/var/run/docker.sock"
+
+
+def remote_setup(
+    home: Path,
+    names: tuple[str, ...] = ("loop",),
+    *,
+    port: int | None = None,
+    trusted: bool = True,
+    extra: str = "",
+) -> Path:
+    """A HOME with the loopback sshd as SSH host(s) ``names`` in a gpuconsole config.
+
+    Returns the config path. ``trusted``: its host key is in HOME/.ssh/known_hosts already.
+    Run the CLI with ``HOME=home`` so nothing touches the real ~/.ssh.
+    """
+    env = ssh_env()
+    port = port or int(env["GPUCONSOLE_TEST_SSH_PORT"])
+    ssh_dir = home / ".ssh"
+    ssh_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if trusted:
+        key_type, key_b64 = Path(env["GPUCONSOLE_TEST_SSH_HOST_KEY"]).read_text().split()[:2]
+        (ssh_dir / "known_hosts").write_text(f"[127.0.0.1]:{port} {key_type} {key_b64}\n")
+    entries = [
+        f'[[hosts]]\nname = "{name}"\nssh = "root@127.0.0.1:{port}"\n'
+        f'identity_file = "{env["GPUCONSOLE_TEST_SSH_KEY"]}"\n'
+        f'docker_socket = "{engine_socket()}"\n'
+        for name in names
+    ]
+    config = home / "gpuconsole.toml"
+    config.write_text("\n".join(entries) + extra)
+    return config

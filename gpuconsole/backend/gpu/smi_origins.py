@@ -42,7 +42,8 @@ def parse_origins_output(output: str) -> tuple[str, Origins]:
     A failing nvidia-smi raises CommandError with its first line, as a plain run would.
     """
     sections: list[tuple[str, list[str]]] = []
-    for line in output.splitlines():
+    # Not splitlines(): it also splits at \x1e, the marker itself.
+    for line in output.split("\n"):
         if line.startswith("\036"):
             sections.append((line[1:], []))
         elif sections:
@@ -58,6 +59,8 @@ def parse_origins_output(output: str) -> tuple[str, Origins]:
     for head, lines in sections[1:]:
         kind, _, pid = head.partition(" ")
         if pid.isdigit():
+            while lines and not lines[-1]:
+                lines.pop()
             found.setdefault(int(pid), {})[kind] = "\n".join(lines) + "\n"
     origins = tuple(
         (pid, texts.get("cgroup"), texts.get("comm")) for pid, texts in sorted(found.items())

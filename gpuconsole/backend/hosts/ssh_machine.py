@@ -435,6 +435,9 @@ class SshMachine:
         self._wake = threading.Event()
         self._stop = threading.Event()
 
+        #: The exception of the last failed connection attempt (the console shows a
+        #: HostKeyUnknown's fingerprint from it and can trust that key).
+        self.last_error: BaseException | None = None
         self._count_lock = threading.Lock()
         self._connects = 0
         self._sessions_opened = 0
@@ -601,6 +604,7 @@ class SshMachine:
                 )
         except Exception as e:
             state = _classify(e)
+            self.last_error = e
             with self._lock:
                 self._retry_requested = False
                 if not self._closed:

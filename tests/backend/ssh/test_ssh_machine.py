@@ -29,7 +29,7 @@ from gpuconsole.backend.hosts.ssh_machine import (
 )
 
 if TYPE_CHECKING:  # the fixtures' types (conftest is not imported at run time)
-    from conftest import PrivateSshd, SshEnv
+    from sshfixtures import PrivateSshd, SshEnv
 
 FAST: dict[str, Any] = {"probe_interval": 1.0, "probe_timeout": 0.5, "down_after": 2}
 

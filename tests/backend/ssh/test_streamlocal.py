@@ -21,7 +21,7 @@ from gpuconsole.backend.ssh.streamlocal import (
 )
 
 if TYPE_CHECKING:  # the fixtures' types (conftest is not imported at run time)
-    from conftest import PrivateSshd, SshEnv
+    from sshfixtures import PrivateSshd, SshEnv
 
 
 def http(chan: paramiko.Channel, path: str) -> tuple[int, bytes]:

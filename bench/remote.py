@@ -1,0 +1,886 @@
+"""Remote hosts over SSH: what gpuconsole costs against the docker CLI over ssh://, same run.
+
+    eval "$(scripts/dev-env)" && .venv/bin/python -m bench.remote [--quick]
+
+Needs the development services of scripts/dev-env (the test dockerd, the loopback sshd's config,
+key and host key), the docker CLI, sshd and tmux. The bench starts its OWN sshd from the dev
+sshd's config on a free port, with its own VERBOSE log, so the logins it counts are its own (the
+dev sshd is shared with whoever else runs tests). The "remote" engine is the test engine, reached
+over SSH at its socket; the client side gets a throw-away HOME (known_hosts, ~/.ssh/config with
+the alias ``gpcbench`` and an ``ssh`` wrapper that reads it, for ``docker -H ssh://gpcbench``).
+
+1. N running busybox sleepers (100; --quick 20). The SSH host:
+   - ``gpuconsole ps --host remote --json``, the whole process (median of 5), against
+     ``docker -H ssh://gpcbench stats --no-stream`` (median of 3), the command that gives the same
+     figures; ``docker -H ssh://gpcbench ps`` (the list alone) for reference;
+   - the console's refresh, ``host.engine.snapshot(all=True)`` on a warm SSH host (median of 10),
+     against the same ``docker stats``; the local host's snapshot beside it.
+2. The console (the real app, headless 160x50) watching only the SSH host for 20 s: logins in the
+   sshd log (one), ``machine.connects`` (one), remote commands (``machine.execs``) and sessions.
+3. M SSH hosts in one config (50; the loopback sshd under M names), with a few containers left:
+   ``ps --all-hosts --json`` wall time and that every host answered (sshd's MaxStartups
+   10:30:100 against the client's handshake limit); then the console in tmux at 160x50 with 10
+   and with M hosts: its CPU at rest (/proc/PID/stat over 30 s after 15 s to settle) and key
+   latency (``?`` shows the help, ``escape`` hides it, 20 times; send-keys to the pane showing the
+   change, through one tmux control-mode client); ``less`` through the same harness (``h`` shows
+   its help, ``q`` hides it) as the harness's own latency.
+4. One dead host (a listener in this process that accepts TCP and never speaks): ``ps --all-hosts
+   --json`` with it and one live host, and the console with and without it (key latency, CPU).
+
+Prints one table (paste it into a note) and exits 1 if a target is missed. Every container it
+starts carries the label gpuconsole-bench=1 and is removed at the end; so are its tmux server,
+its sshd and its temporary HOME.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import random
+import shlex
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LABEL = "gpuconsole-bench"
+RUN_LABEL = "gpuconsole-bench-run"
+ALIAS = "gpcbench"
+TMUX_SOCKET = f"gpcbench-{os.getpid()}"
+HELP_MARK = "Mouse: click a row"  # the console's help screen (gpuconsole/ui/screens/help.py)
+LESS_MARK = "SUMMARY OF LESS COMMANDS"
+COLS, ROWS = 160, 50
+NEEDED_ENV = (
+    "DOCKER_HOST",
+    "GPUCONSOLE_TEST_SSH_PORT",
+    "GPUCONSOLE_TEST_SSH_KEY",
+    "GPUCONSOLE_TEST_SSH_HOST_KEY",
+    "GPUCONSOLE_TEST_SSHD_CONFIG",
+)
+
+
+@dataclass
+class Sizes:
+    containers: int
+    fleet_containers: int
+    hosts: int
+    small_hosts: int
+    ps_repeat: int
+    stats_repeat: int
+    snapshot_repeat: int
+    watch_s: float
+    settle_s: float
+    cpu_s: float
+    dead_cpu_s: float
+    keys: int
+
+
+FULL = Sizes(100, 5, 50, 10, 5, 3, 10, 20.0, 15.0, 30.0, 15.0, 20)
+QUICK = Sizes(20, 3, 5, 2, 3, 1, 5, 5.0, 5.0, 8.0, 5.0, 5)
+
+
+@dataclass
+class Row:
+    part: str
+    what: str
+    result: str
+    target: str = ""
+    ok: bool | None = None
+
+
+@dataclass
+class Results:
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, part: str, what: str, result: str, target: str = "", ok: bool | None = None):
+        self.rows.append(Row(part, what, result, target, ok))
+        mark = "" if ok is None else (" [ok]" if ok else " [MISSED]")
+        print(f"  {part} {what}: {result}{mark}", file=sys.stderr, flush=True)
+
+    @property
+    def missed(self) -> list[Row]:
+        return [r for r in self.rows if r.ok is False]
+
+
+def say(text: str) -> None:
+    print(f"-- {text}", file=sys.stderr, flush=True)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds >= 0.1 else f"{seconds * 1000:.1f} ms"
+
+
+def secs(seconds: float) -> str:
+    return f"{seconds:.2f} s"
+
+
+def median_time(fn: Callable[[], object], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (p95 of 20 samples is the 19th smallest)."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))
+    return ordered[int(rank) - 1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the rig: private sshd, throw-away HOME, configs -----------------------------------------
+
+
+class Rig:
+    def __init__(self, tmp: Path) -> None:
+        missing = [n for n in NEEDED_ENV if not os.environ.get(n)]
+        if missing:
+            raise SystemExit(f'{", ".join(missing)} unset: run `eval "$(scripts/dev-env)"` first')
+        for tool in ("docker", "tmux", "less"):
+            if shutil.which(tool) is None:
+                raise SystemExit(f"{tool} is needed for this bench (apt-get install {tool})")
+        self.tmp = tmp
+        self.home = tmp / "home"
+        self.key = os.environ["GPUCONSOLE_TEST_SSH_KEY"]
+        self.engine_url = os.environ["DOCKER_HOST"]
+        if not self.engine_url.startswith("unix://"):
+            raise SystemExit(f"DOCKER_HOST must be a unix:// socket here, not {self.engine_url}")
+        self.socket_path = self.engine_url[len("unix://") :]
+        self.port = free_port()
+        self.log = tmp / "sshd.log"
+        self.sshd: subprocess.Popen[bytes] | None = None
+        self._write_home()
+
+    def _write_home(self) -> None:
+        ssh_dir = self.home / ".ssh"
+        ssh_dir.mkdir(parents=True, mode=0o700)
+        key_type, key_b64 = Path(os.environ["GPUCONSOLE_TEST_SSH_HOST_KEY"]).read_text().split()[:2]
+        (ssh_dir / "known_hosts").write_text(f"[127.0.0.1]:{self.port} {key_type} {key_b64}\n")
+        # OpenSSH reads the passwd home, not $HOME: the wrapper below hands it this file.
+        (ssh_dir / "config").write_text(
+            f"Host {ALIAS}\n  HostName 127.0.0.1\n  Port {self.port}\n  User root\n"
+            f"  IdentityFile {self.key}\n  IdentitiesOnly yes\n"
+            f"  UserKnownHostsFile {ssh_dir / 'known_hosts'}\n"
+        )
+        bin_dir = self.tmp / "bin"
+        bin_dir.mkdir()
+        real_ssh = shutil.which("ssh")
+        if real_ssh is None:
+            raise SystemExit("the ssh client is needed (docker -H ssh:// runs it)")
+        wrapper = bin_dir / "ssh"
+        wrapper.write_text(
+            f"#!/bin/sh\nexec {shlex.quote(real_ssh)} "
+            f'-F {shlex.quote(str(ssh_dir / "config"))} "$@"\n'
+        )
+        wrapper.chmod(0o755)
+        self.path = f"{bin_dir}:{os.environ.get('PATH', '')}"
+
+    def start_sshd(self) -> None:
+        sshd = shutil.which("sshd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+        if sshd is None:
+            raise SystemExit("sshd is needed (apt-get install openssh-server)")
+        Path("/run/sshd").mkdir(exist_ok=True)
+        argv = [
+            sshd,
+            "-D",
+            "-f",
+            os.environ["GPUCONSOLE_TEST_SSHD_CONFIG"],
+            "-p",
+            str(self.port),
+            "-o",
+            f"PidFile={self.tmp / 'sshd.pid'}",
+            "-E",
+            str(self.log),
+        ]
+        self.sshd = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    if s.recv(64).startswith(b"SSH-"):
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit(f"the bench's sshd did not start on port {self.port} (see {self.log})")
+
+    def stop(self) -> None:
+        if self.sshd is not None and self.sshd.poll() is None:
+            self.sshd.terminate()
+            try:
+                self.sshd.wait(5)
+            except subprocess.TimeoutExpired:
+                self.sshd.kill()
+
+    def log_count(self, text: str) -> int:
+        try:
+            return self.log.read_text(errors="replace").count(text)
+        except FileNotFoundError:
+            return 0
+
+    def logins(self) -> int:
+        return self.log_count("Accepted publickey")
+
+    def env(self, *, docker_cli: bool = False, **extra: str) -> dict[str, str]:
+        """The environment for a command: the bench's HOME; ``docker_cli``: the ssh wrapper
+        first on PATH (gpuconsole itself runs with the plain PATH)."""
+        env = {k: v for k, v in os.environ.items() if k not in ("GPUCONSOLE_CONFIG", "ESCDELAY")}
+        env.update(HOME=str(self.home), **extra)
+        if docker_cli:
+            env["PATH"] = self.path
+        return env
+
+    def config(self, name: str, hosts: Sequence[tuple[str, int]]) -> Path:
+        """A gpuconsole config with only these SSH hosts (the local engine disabled)."""
+        parts = [
+            "[docker]\ncontexts = false\n",
+            '[[hosts]]\nname = "local"\nlocal = true\nenabled = false\n',
+        ]
+        for host, port in hosts:
+            parts.append(
+                f'[[hosts]]\nname = "{host}"\nssh = "root@127.0.0.1:{port}"\n'
+                f'identity_file = "{self.key}"\ndocker_socket = "{self.socket_path}"\n'
+            )
+        path = self.tmp / f"{name}.toml"
+        path.write_text("\n".join(parts))
+        return path
+
+    def gpuconsole(self, config: Path, *args: str) -> list[str]:
+        return [sys.executable, "-m", "gpuconsole", "--config", str(config), *args]
+
+
+# -- containers -------------------------------------------------------------------------------
+
+
+class Containers:
+    def __init__(self, url: str, image: str) -> None:
+        import docker
+
+        self.client = docker.DockerClient(base_url=url, version="auto", timeout=120)
+        self.image = image
+        self.run_id = uuid.uuid4().hex[:8]
+
+    def start(self, n: int) -> None:
+        def one(i: int) -> object:
+            return self.client.containers.run(
+                self.image,
+                ["sleep", "86400"],
+                name=f"bench-remote-{self.run_id}-{i}",
+                detach=True,
+                labels={LABEL: "1", RUN_LABEL: self.run_id},
+                network_mode="none",
+            )
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(one, range(n)))
+
+    def mine(self) -> list[Any]:
+        return self.client.containers.list(
+            all=True, filters={"label": f"{RUN_LABEL}={self.run_id}"}
+        )
+
+    def keep(self, n: int) -> None:
+        """Remove all but ``n`` of this run's containers."""
+        extra = self.mine()[n:]
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda c: c.remove(force=True), extra))
+
+    def running_total(self) -> int:
+        return len(self.client.containers.list(sparse=True))
+
+    def close(self) -> None:
+        try:
+            self.keep(0)
+        finally:
+            self.client.close()
+
+
+# -- tmux harness -----------------------------------------------------------------------------
+
+
+def tmux(*args: str) -> str:
+    proc = subprocess.run(
+        ["tmux", "-L", TMUX_SOCKET, *args], capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"tmux {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+class Control:
+    """One tmux control-mode client: send-keys and capture-pane without a process each."""
+
+    def __init__(self, session: str) -> None:
+        self.session = session
+        self.proc = subprocess.Popen(
+            ["tmux", "-L", TMUX_SOCKET, "-C", "attach-session", "-t", session],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+        )
+        self.marker = 0
+        self.command("refresh-client -f no-output")
+        self.sync()
+
+    def _block(self) -> list[str]:
+        assert self.proc.stdout is not None
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("the tmux control client ended")
+            if line.startswith(b"%begin"):
+                break
+        out = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line or line.startswith((b"%end", b"%error")):
+                return out
+            out.append(line.decode("utf-8", "replace"))
+
+    def command(self, line: str) -> list[str]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        return self._block()
+
+    def sync(self) -> None:
+        """Read up to the answer of a marked command (skips the attach's own block)."""
+        self.marker += 1
+        mark = f"gpcbench-sync-{self.marker}"
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"display-message -p {mark}\n".encode())
+        while mark not in "".join(self._block()):
+            pass
+
+    def screen(self) -> str:
+        return "".join(self.command(f"capture-pane -p -t {self.session}"))
+
+    def key_latency(self, key: str, mark: str, shown: bool, timeout: float = 10.0) -> float:
+        start = time.perf_counter()
+        self.command(f"send-keys -t {self.session} {key}")
+        while True:
+            if (mark in self.screen()) == shown:
+                return time.perf_counter() - start
+            if time.perf_counter() - start > timeout:
+                raise RuntimeError(f"{key!r}: the pane did not change within {timeout:g} s")
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+
+
+def cpu_seconds(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Session:
+    cpu_percent: float | None = None
+    show: list[float] = field(default_factory=list)
+    hide: list[float] = field(default_factory=list)
+    logins: int = 0
+    alive: bool = True
+
+
+def run_in_tmux(
+    name: str,
+    argv: Sequence[str],
+    env: dict[str, str],
+    *,
+    settle_s: float,
+    cpu_s: float,
+    keys: int,
+    show_key: str,
+    hide_key: str,
+    mark: str,
+    rig: Rig | None = None,
+) -> Session:
+    """Start ``argv`` in a detached 160x50 tmux pane, let it settle, measure CPU and keys."""
+    envs = [f"{k}={v}" for k, v in env.items() if k in ("HOME", "PATH", "ESCDELAY", "DOCKER_HOST")]
+    command = "exec " + shlex.join(["env", *envs, *argv])
+    before = rig.logins() if rig else 0
+    tmux("new-session", "-d", "-s", name, "-x", str(COLS), "-y", str(ROWS), command)
+    result = Session()
+    try:
+        pid = int(tmux("display-message", "-p", "-t", name, "#{pane_pid}").strip())
+        time.sleep(settle_s)
+        if cpu_s > 0:
+            c0, t0 = cpu_seconds(pid), time.monotonic()
+            time.sleep(cpu_s)
+            c1, t1 = cpu_seconds(pid), time.monotonic()
+            result.cpu_percent = (c1 - c0) / (t1 - t0) * 100
+        if rig:
+            result.logins = rig.logins() - before
+        ctl = Control(name)
+        try:
+            if mark in ctl.screen():
+                raise RuntimeError(f"{name}: {mark!r} is on the screen before any key")
+            for _ in range(keys):
+                result.show.append(ctl.key_latency(show_key, mark, shown=True))
+                time.sleep(0.2 + random.uniform(0, 0.2))
+                result.hide.append(ctl.key_latency(hide_key, mark, shown=False))
+                time.sleep(0.2 + random.uniform(0, 0.2))
+        finally:
+            ctl.close()
+        result.alive = Path(f"/proc/{pid}").exists()
+    finally:
+        tmux("kill-session", "-t", name)
+    return result
+
+
+def latency_text(samples: Sequence[float]) -> str:
+    return f"p50 {ms(statistics.median(samples))}, p95 {ms(percentile(samples, 95))}"
+
+
+# -- a dead host ------------------------------------------------------------------------------
+
+
+class DeadListener:
+    """Accepts TCP connections and never says a word (a hung sshd, a black-holed NAT)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = int(self.sock.getsockname()[1])
+        self.conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, name="dead-host", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+# -- the parts --------------------------------------------------------------------------------
+
+
+def part1(rig: Rig, sizes: Sizes, res: Results, boxes: Containers) -> None:
+    from gpuconsole.backend.hosts.open import local_host, open_hosts
+    from gpuconsole.settings.config import load_settings
+
+    n = sizes.containers
+    say(f"1: {n} containers; gpuconsole over SSH against docker -H ssh://{ALIAS}")
+    config = rig.config("one", [("remote", rig.port)])
+    env, cli_env = rig.env(), rig.env(docker_cli=True)
+    mine = {c.id for c in boxes.mine()}
+
+    def ps_json() -> None:
+        proc = subprocess.run(
+            rig.gpuconsole(config, "ps", "--host", "remote", "--json"),
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"gpuconsole ps failed: {proc.stderr.strip()}")
+        rows = {r["id"]: r for r in json.loads(proc.stdout)}
+        lost = [cid for cid in mine if rows.get(cid, {}).get("cpu_percent") is None]
+        if lost:
+            raise RuntimeError(f"gpuconsole ps: {len(lost)} bench containers without a CPU %")
+
+    def docker_cli(*args: str) -> Callable[[], None]:
+        argv = ["docker", "-H", f"ssh://{ALIAS}", *args]
+
+        def run() -> None:
+            subprocess.run(argv, env=cli_env, check=True, stdout=subprocess.DEVNULL)
+
+        return run
+
+    total = boxes.running_total()
+    ps_whole = median_time(ps_json, sizes.ps_repeat)
+    stats_cli = median_time(docker_cli("stats", "--no-stream"), sizes.stats_repeat)
+    ps_cli = median_time(docker_cli("ps"), sizes.ps_repeat)
+
+    settings = load_settings(config)
+    (host,) = open_hosts(settings.enabled_hosts(), settings.ssh, gpus=False)
+    try:
+        host.engine.snapshot(all=True)
+        snap = host.engine.snapshot(all=True)
+        lost = [cid for cid in mine if getattr(snap.stats.get(cid), "cpu_percent", None) is None]
+        if lost:
+            raise RuntimeError(f"snapshot over SSH: {len(lost)} bench containers without a CPU %")
+        ssh_snap = median_time(lambda: host.engine.snapshot(all=True), sizes.snapshot_repeat)
+        machine = host.machine
+        connects = machine.connects  # type: ignore[attr-defined]
+    finally:
+        host.close()
+    local = local_host(rig.engine_url, gpu=False).engine
+    try:
+        local.snapshot(all=True)
+        local_snap = median_time(lambda: local.snapshot(all=True), sizes.snapshot_repeat)
+    finally:
+        local.close()
+
+    p = "1"
+    res.notes.append(
+        f"part 1: {n} bench containers running ({total} running on the engine in all, other "
+        "users' included; every tool saw the same set)"
+    )
+    res.add(
+        p,
+        "`docker -H ssh:// stats --no-stream`",
+        f"{secs(stats_cli)} (median of {sizes.stats_repeat})",
+    )
+    res.add(p, "`docker -H ssh:// ps` (list only)", f"{ms(ps_cli)} (median of {sizes.ps_repeat})")
+    ratio = stats_cli / ps_whole
+    res.add(
+        p,
+        "`gpuconsole ps --host remote --json`, whole process (1 s CPU window included)",
+        f"{secs(ps_whole)} (median of {sizes.ps_repeat}); docker stats / it = {ratio:.1f}x",
+        ">= 5x",
+        ratio >= 5,
+    )
+    ratio = stats_cli / ssh_snap
+    res.add(
+        p,
+        "refresh over SSH: `host.engine.snapshot(all=True)`, warm",
+        f"{ms(ssh_snap)} (median of {sizes.snapshot_repeat}, {connects} login); "
+        f"docker stats / it = {ratio:.0f}x",
+        ">= 20x",
+        ratio >= 20,
+    )
+    res.add(
+        p,
+        "refresh, local engine (for comparison)",
+        f"{ms(local_snap)}; SSH / local = {ssh_snap / local_snap:.1f}x",
+    )
+
+
+def part2(rig: Rig, sizes: Sizes, res: Results) -> None:
+    from gpuconsole.backend.hosts.open import open_hosts
+    from gpuconsole.settings.config import load_settings
+    from gpuconsole.ui.app import GpuconsoleApp
+
+    say(f"2: the console headless on the SSH host for {sizes.watch_s:g} s")
+
+    class Counting(GpuconsoleApp):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.events: collections.Counter[str] = collections.Counter()
+            super().__init__(*args, **kwargs)
+
+        def _from_monitor(self, event: Any) -> None:
+            self.events[type(event).__name__] += 1
+            super()._from_monitor(event)
+
+    config = rig.config("one", [("remote", rig.port)])
+    settings = load_settings(config)
+    hosts = open_hosts(settings.enabled_hosts(), settings.ssh, gpu_interval=settings.gpu_interval)
+    machine: Any = hosts[0].machine
+    app = Counting(
+        hosts, refresh_seconds=settings.refresh_seconds, gpu_interval=settings.gpu_interval
+    )
+    before = rig.logins()
+
+    async def watch() -> None:
+        async with app.run_test(size=(COLS, ROWS)) as pilot:
+            await pilot.pause(sizes.watch_s)
+
+    asyncio.run(watch())
+    for host in hosts:
+        host.close()
+    time.sleep(0.5)
+    logins = rig.logins() - before
+    p = "2"
+    watched = f"{sizes.watch_s:g} s"
+    res.add(
+        p,
+        f"console on the SSH host for {watched}: logins in the sshd log",
+        str(logins),
+        "exactly 1",
+        logins == 1,
+    )
+    res.add(p, "... machine.connects", str(machine.connects), "1", machine.connects == 1)
+    refreshes = app.events["ContainersUpdated"]
+    res.add(
+        p,
+        "... remote commands (machine.execs) / sessions opened",
+        f"{machine.execs} / {machine.sessions_opened} in {watched} ({refreshes} refreshes, "
+        f"{app.events['GpusUpdated']} GPU updates, {machine.probes} probes, "
+        f"{app.events['RefreshFailed'] + app.events['EngineDown']} failures)",
+    )
+
+
+def part3(rig: Rig, sizes: Sizes, res: Results) -> dict[str, Session]:
+    m = sizes.hosts
+    say(f"3: {m} SSH hosts: ps --all-hosts, then the console in tmux")
+    names = [f"h{i:02d}" for i in range(1, m + 1)]
+    config = rig.config("fleet", [(n, rig.port) for n in names])
+    env = rig.env()
+    before, drops = rig.logins(), rig.log_count("past MaxStartups")
+    start = time.perf_counter()
+    proc = subprocess.run(
+        rig.gpuconsole(config, "ps", "--all-hosts", "--json"),
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - start
+    answered = len({r["host"] for r in json.loads(proc.stdout or "[]")})
+    logins = rig.logins() - before
+    dropped = rig.log_count("past MaxStartups") - drops
+    p = "3"
+    res.add(
+        p,
+        f"`ps --all-hosts --json`, {m} SSH hosts: wall time",
+        f"{secs(wall)} ({logins} logins, {dropped} dropped by sshd MaxStartups)",
+        "<= 30 s",
+        wall <= 30,
+    )
+    errors = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    res.add(
+        p,
+        "... hosts that answered",
+        f"{answered}/{m}, exit {proc.returncode}" + (f"; {errors[0]}" if errors else ""),
+        f"{m}/{m}",
+        answered == m and proc.returncode == 0,
+    )
+
+    sessions: dict[str, Session] = {}
+    text_file = rig.tmp / "less.txt"
+    text_file.write_text("".join(f"line {i} of a file for less\n" for i in range(2000)))
+    less = run_in_tmux(
+        "less",
+        ["less", str(text_file)],
+        env,
+        settle_s=1.0,
+        cpu_s=0,
+        keys=sizes.keys,
+        show_key="h",
+        hide_key="q",
+        mark=LESS_MARK,
+    )
+    res.add(p, "harness baseline: `less`, `h` shows its help", latency_text(less.show))
+    res.add(p, "harness baseline: `less`, `q` hides it", latency_text(less.hide))
+    targets = {sizes.small_hosts: 2.0, m: 5.0}
+    for count, limit in targets.items():
+        config = rig.config(f"fleet{count}", [(n, rig.port) for n in names[:count]])
+        s = run_in_tmux(
+            f"console{count}",
+            rig.gpuconsole(config),
+            env,
+            settle_s=sizes.settle_s,
+            cpu_s=sizes.cpu_s,
+            keys=sizes.keys,
+            show_key="?",
+            hide_key="Escape",
+            mark=HELP_MARK,
+            rig=rig,
+        )
+        sessions[f"console{count}"] = s
+        assert s.cpu_percent is not None
+        res.add(
+            p,
+            f"console, {count} hosts at rest: CPU over {sizes.cpu_s:g} s",
+            f"{s.cpu_percent:.1f} % of a core ({s.logins} logins)",
+            f"<= {limit:g} %",
+            s.cpu_percent <= limit and s.logins == count,
+        )
+        p95 = percentile(s.show, 95)
+        res.add(
+            p,
+            f"... `?` shows the help ({len(s.show)}x)",
+            latency_text(s.show),
+            "p95 <= 50 ms",
+            p95 <= 0.050,
+        )
+        p95 = percentile(s.hide, 95)
+        res.add(p, "... `escape` hides it", latency_text(s.hide), "p95 <= 50 ms", p95 <= 0.050)
+    return sessions
+
+
+def part4(rig: Rig, sizes: Sizes, res: Results) -> None:
+    say("4: one dead host (accepts TCP, never speaks)")
+    dead = DeadListener()
+    try:
+        env = rig.env()
+        live = rig.config("live", [("live", rig.port)])
+        both = rig.config("live-dead", [("live", rig.port), ("dead", dead.port)])
+        start = time.perf_counter()
+        proc = subprocess.run(
+            rig.gpuconsole(both, "ps", "--all-hosts", "--json"),
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        wall = time.perf_counter() - start
+        hosts = {r["host"] for r in json.loads(proc.stdout or "[]")}
+        said = next((ln for ln in proc.stderr.splitlines() if "dead" in ln), "nothing on stderr")
+        p = "4"
+        res.add(
+            p,
+            "`ps --all-hosts --json`, 1 live + 1 dead host: wall time",
+            f"{secs(wall)}; live answered: {'live' in hosts}; exit {proc.returncode}; "
+            f"stderr: {said}",
+            "< 15 s",
+            wall < 15 and "live" in hosts and proc.returncode == 1,
+        )
+        runs = {}
+        for name, config in (("live", live), ("live+dead", both)):
+            runs[name] = run_in_tmux(
+                f"c-{name.replace('+', '-')}",
+                rig.gpuconsole(config),
+                env,
+                settle_s=sizes.settle_s,
+                cpu_s=sizes.dead_cpu_s,
+                keys=sizes.keys,
+                show_key="?",
+                hide_key="Escape",
+                mark=HELP_MARK,
+            )
+        base, with_dead = runs["live"], runs["live+dead"]
+        for label, s in runs.items():
+            res.add(
+                p,
+                f"console, {label}: CPU / `?` / `escape`",
+                f"{s.cpu_percent:.1f} % / {latency_text(s.show)} / {latency_text(s.hide)}",
+            )
+        worst = max(
+            percentile(with_dead.show, 95) - percentile(base.show, 95),
+            percentile(with_dead.hide, 95) - percentile(base.hide, 95),
+        )
+        res.add(
+            p,
+            "... key p95 with the dead host minus without",
+            f"{worst * 1000:+.1f} ms (the larger of `?` and `escape`)",
+            "<= +10 ms",
+            worst <= 0.010,
+        )
+    finally:
+        dead.close()
+
+
+def print_table(res: Results, header: list[str]) -> None:
+    print()
+    for line in header:
+        print(line)
+    print()
+    print("part | measurement | result | target | met")
+    print("--- | --- | --- | --- | ---")
+    for r in res.rows:
+        met = "" if r.ok is None else ("yes" if r.ok else "**NO**")
+        print(f"{r.part} | {r.what} | {r.result} | {r.target} | {met}")
+    for note in res.notes:
+        print(f"\n{note}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, short windows (smoke)")
+    parser.add_argument(
+        "--parts",
+        type=int,
+        nargs="+",
+        default=[1, 2, 3, 4],
+        choices=[1, 2, 3, 4],
+        help="which parts to run (default: all)",
+    )
+    parser.add_argument(
+        "--image", default=os.environ.get("GPUCONSOLE_TEST_IMAGE", "gpuconsole-test/busybox:1")
+    )
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    command = ".venv/bin/python -m bench.remote" + (" --quick" if args.quick else "")
+    if args.parts != [1, 2, 3, 4]:
+        command += " --parts " + " ".join(map(str, args.parts))
+
+    res = Results()
+    tmp = Path(tempfile.mkdtemp(prefix="gpcbench-"))
+    rig = Rig(tmp)
+    os.environ["HOME"] = str(rig.home)  # in-process hosts read this known_hosts and ssh config
+    os.environ.pop("GPUCONSOLE_CONFIG", None)
+    boxes = Containers(rig.engine_url, args.image)
+    started = time.monotonic()
+    try:
+        rig.start_sshd()
+        say(f"sshd on 127.0.0.1:{rig.port}; HOME {rig.home}")
+        if 1 in args.parts or 2 in args.parts:
+            boxes.start(sizes.containers)
+            time.sleep(1.0)
+            if 1 in args.parts:
+                part1(rig, sizes, res, boxes)
+            if 2 in args.parts:
+                part2(rig, sizes, res)
+        if 3 in args.parts or 4 in args.parts:
+            boxes.keep(sizes.fleet_containers)
+            if not boxes.mine():
+                boxes.start(sizes.fleet_containers)
+            res.notes.append(
+                f"parts 3-4: {sizes.fleet_containers} bench containers per host (the same engine "
+                f"under every name; {boxes.running_total()} running in all)"
+            )
+            if 3 in args.parts:
+                part3(rig, sizes, res)
+            if 4 in args.parts:
+                part4(rig, sizes, res)
+    finally:
+        with contextlib.suppress(RuntimeError):
+            tmux("kill-server")
+        boxes.close()
+        rig.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    import docker
+
+    engine = docker.APIClient(base_url=rig.engine_url, version="auto").version()
+    cli = subprocess.run(
+        ["docker", "version", "--format", "{{.Client.Version}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    header = [
+        f"`{command}` ({'quick' if args.quick else 'full'} run, "
+        f"{time.monotonic() - started:.0f} s)",
+        f"engine {engine.get('Version')} at {rig.engine_url}, reached over SSH through a "
+        f"loopback OpenSSH sshd (its own instance, MaxStartups default 10:30:100); docker CLI "
+        f"{cli}; tmux {COLS}x{ROWS}; {os.cpu_count()} CPUs",
+    ]
+    print_table(res, header)
+    if res.missed:
+        print(f"\nmissed: {', '.join(r.part + ' ' + r.what for r in res.missed)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
