@@ -131,6 +131,13 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 class PrivateSshd:
     """An sshd of its own (foreground, ``-D``), from the dev sshd's config plus extra lines."""
 
@@ -202,6 +209,26 @@ class PrivateSshd:
 
     def cont(self) -> None:
         self._signal_tree(signal.SIGCONT)
+
+    def sshd_pids(self) -> list[int]:
+        """The listener and the per-connection sshd processes, not the commands they run."""
+        return [pid for pid in self.tree() if _comm(pid) == "sshd"]
+
+    def freeze_sshd(self) -> list[int]:
+        """The server stops answering; the commands it started run on. (Freezing a remote
+        shell could freeze a lock of the remote user's — pyenv's rehash lock in this machine's
+        root .bashrc — that every other login then waits for.) Returns what to thaw."""
+        pids = self.sshd_pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        return pids
+
+    @staticmethod
+    def thaw(pids: list[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")

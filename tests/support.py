@@ -78,7 +78,7 @@ def ssh_env() -> dict[str, str]:
 
         pytest.fail(
             f"{', '.join(missing)} unset: run the suite through scripts/test, which starts the "
-            "loopback sshd (or eval \"$(scripts/dev-env)\")",
+            'loopback sshd (or eval "$(scripts/dev-env)")',
             pytrace=False,
         )
     return {n: os.environ[n] for n in names}

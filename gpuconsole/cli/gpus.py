@@ -36,12 +36,15 @@ def add_parsers(sub: Any) -> None:
 
 
 def first_sample(source: GpuSource, wait: float = 5.0) -> GpuSnapshot:
-    """A stream source needs a moment for its first line; give it up to ``wait`` seconds."""
+    """A stream source needs a moment for its first line and its first process list (the
+    owners of the GPUs); give it up to ``wait`` seconds."""
     from gpuconsole.backend.gpu import GpuSourceState
 
     deadline = time.monotonic() + wait
     snap = source.sample()
-    while snap.state is GpuSourceState.STARTING and time.monotonic() < deadline:
+    while time.monotonic() < deadline and (
+        snap.state is GpuSourceState.STARTING or getattr(source, "processes_pending", False)
+    ):
         time.sleep(0.1)
         snap = source.sample()
     return snap

@@ -153,7 +153,11 @@ def check_ssh_spec(text: str) -> str | None:
     """Why ``user@host[:port]`` (or an ssh_config alias) is unusable, or None."""
     if not text or any(ch.isspace() for ch in text):
         return f"{text!r} is not user@host[:port] or an alias from ~/.ssh/config"
-    rest = text.rpartition("@")[2]
+    user, at, rest = text.rpartition("@")
+    if at and not user:
+        return f"{text!r} has an empty user before @ — write user@host or drop the @"
+    if rest.startswith("-"):
+        return f"{text!r}: a host name cannot start with '-'"
     if rest.startswith("["):  # [v6::addr]:port
         host, _, port = rest[1:].partition("]")
         port = port[1:] if port.startswith(":") else ""
@@ -161,7 +165,7 @@ def check_ssh_spec(text: str) -> str | None:
         host, _, port = rest.partition(":")
     if not host:
         return f"{text!r} names no host — write user@host[:port]"
-    if port and (not port.isdigit() or not 1 <= int(port) <= 65535):
+    if rest.endswith(":") or (port and (not port.isdigit() or not 1 <= int(port) <= 65535)):
         return f"{text!r} has port {port!r} — a port is a number from 1 to 65535"
     return None
 

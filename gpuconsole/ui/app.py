@@ -28,6 +28,7 @@ from gpuconsole.monitor.gpu_view import GpuView
 from gpuconsole.ui.messages import GpuUpdate, HostDown, LinkChanged, PollFailed, SnapshotReady
 from gpuconsole.ui.resources import stylesheet
 from gpuconsole.ui.screens.containers import ContainersScreen
+from gpuconsole.ui.widgets.host_line import HostLine
 
 
 class GpuconsoleApp(App[int]):
@@ -119,18 +120,27 @@ class GpuconsoleApp(App[int]):
         for warning in self.warnings:
             self.notify(warning, title="Config", severity="warning", timeout=15)
 
-    # The containers screen owns the fleet's view; the app only routes to it.
+    # The containers screen owns the fleet's view; the app only routes to it — while the
+    # screen's widgets exist (not before it is composed, not while the app shuts down).
+    def _screen_ready(self) -> bool:
+        screen = self.containers_screen
+        return screen.is_mounted and bool(screen.query(HostLine)) and not self._exit
+
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
-        self.containers_screen.on_snapshot_ready(message)
+        if self._screen_ready():
+            self.containers_screen.on_snapshot_ready(message)
 
     def on_host_down(self, message: HostDown) -> None:
-        self.containers_screen.on_host_down(message)
+        if self._screen_ready():
+            self.containers_screen.on_host_down(message)
 
     def on_poll_failed(self, message: PollFailed) -> None:
-        self.containers_screen.on_poll_failed(message)
+        if self._screen_ready():
+            self.containers_screen.on_poll_failed(message)
 
     def on_link_changed(self, message: LinkChanged) -> None:
-        self.containers_screen.on_link_changed(message)
+        if self._screen_ready():
+            self.containers_screen.on_link_changed(message)
 
     def on_gpu_update(self, message: GpuUpdate) -> None:
         self.gpu_views[message.host] = message.view

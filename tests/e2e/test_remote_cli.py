@@ -32,7 +32,15 @@ import docker.errors
 import pytest
 from docker.types import DeviceRequest
 
-from support import TEST_LABEL, engine_socket, memlock_limit, remote_setup, run_cli, ssh_env
+from support import (
+    TEST_LABEL,
+    engine_socket,
+    memlock_limit,
+    remote_setup,
+    run_cli,
+    ssh_env,
+    wait_for,
+)
 
 JUPYTER_IMAGE = os.environ.get("GPUCONSOLE_TEST_JUPYTER_IMAGE", "gpuconsole-test/jupyter:bookworm")
 DEBIAN_IMAGE = os.environ.get("GPUCONSOLE_TEST_DEBIAN_IMAGE", "gpuconsole-test/debian:bookworm")
@@ -43,6 +51,7 @@ H100_UUID = BUSY_APPS.read_text().split(",")[-1].strip()
 MIB = 1024 * 1024
 GIB = 1024 * MIB
 ACCEPTED = "Accepted publickey"
+LOOP = "127.0.0.1"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,12 +153,20 @@ def run_label(docker_client: Any) -> Iterator[str]:
 def test_listing_over_ssh_equals_listing_here(
     home: Path, config: Path, make_container: Callable[..., Any]
 ) -> None:
-    busy = make_container("while :; do :; done", nano_cpus=500_000_000)
-    limited = make_container(mem_limit="64m", ports={"80/tcp": ("127.0.0.1", None)})
-    stopped = make_container(
+    # 8 MiB in /dev/shm (charged to the container): memory large enough that 10 % means
+    # something, and steady.
+    fill = "head -c 8388608 /dev/zero > /dev/shm/fill && touch /tmp/filled && "
+    busy = make_container(fill + "while :; do :; done", nano_cpus=500_000_000)
+    limited = make_container(fill + "sleep 3600", mem_limit="64m", ports={"80/tcp": (LOOP, None)})
+    stopped = make_container("exit 3")
+    # GPUs requested (--gpus all): created, never started (this engine has no NVIDIA runtime).
+    reserved = make_container(
         start=False, device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])]
     )
-    mine = (busy, limited, stopped)
+    mine = (busy, limited, stopped, reserved)
+    for c in (busy, limited):
+        wait_for(lambda c=c: c.exec_run(["test", "-f", "/tmp/filled"]).exit_code == 0, 30)
+    wait_for(lambda: stopped.reload() or stopped.status == "exited", 30, "the container to exit")
 
     there = {r["id"]: r for r in ps_json(home, config, "--host", "loop")}
     here = {r["id"]: r for r in ps_json(home, config)}
@@ -160,7 +177,7 @@ def test_listing_over_ssh_equals_listing_here(
         for key in ("id", "name", "image", "state", "ports", "gpus", "variant"):
             assert a[key] == b[key], f"{c.name}: {key} differs: {a[key]!r} here, {b[key]!r} there"
         if a["state"] == "running":
-            assert a["memory_bytes"] and b["memory_bytes"], c.name
+            assert a["memory_bytes"] >= 8 * MIB and b["memory_bytes"] >= 8 * MIB, c.name
             assert abs(a["memory_bytes"] - b["memory_bytes"]) <= 0.1 * a["memory_bytes"], c.name
             assert a["memory_limit_bytes"] == b["memory_limit_bytes"]
             assert a["cpu_percent"] is not None and b["cpu_percent"] is not None, c.name
@@ -168,8 +185,9 @@ def test_listing_over_ssh_equals_listing_here(
             assert a["memory_bytes"] is None and b["memory_bytes"] is None
             assert a["cpu_percent"] is None and b["cpu_percent"] is None
 
-    assert [here[c.id]["state"] for c in mine] == ["running", "running", "created"]
-    assert here[stopped.id]["gpus"] == "all" and here[busy.id]["gpus"] == "none"
+    assert [here[c.id]["state"] for c in mine] == ["running", "running", "exited", "created"]
+    assert there[stopped.id]["status"].startswith("Exited (3)")
+    assert here[reserved.id]["gpus"] == "all" and here[busy.id]["gpus"] == "none"
     assert there[limited.id]["memory_limit_bytes"] == 64 * MIB
     (port,) = there[limited.id]["ports"]
     assert port["host_ip"] == "127.0.0.1" and port["container_port"] == 80
@@ -313,9 +331,7 @@ def test_changed_host_key_is_refused_even_with_accept_new(home: Path, tmp_path: 
     env = ssh_env()
     config = remote_setup(home, trusted=False)
     other = tmp_path / "other_host_key"
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True
-    )
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
     other_type, other_b64 = Path(f"{other}.pub").read_text().split()[:2]
     known = home / ".ssh" / "known_hosts"
     known.write_text(
@@ -405,8 +421,8 @@ def test_a_silent_host_costs_its_timeout_only(
     assert elapsed < 15, f"ps --all-hosts took {elapsed:.1f} s with a silent host"
     assert out.returncode == 1
     rows = json.loads(out.stdout)
-    assert any(r["host"] == "loop" and r["id"] == c.id for r in rows)
-    assert any(r["host"] == "local" and r["id"] == c.id for r in rows)
+    assert any(r["host"] == "loop" and r["id"] == c.id for r in rows), out.stderr
+    assert any(r["host"] == "local" and r["id"] == c.id for r in rows), out.stderr
     assert not any(r["host"] == "dead" for r in rows)
     (line,) = [ln for ln in out.stderr.splitlines() if "dead" in ln]
     assert re.search(r"banner|time", line, re.IGNORECASE), line
@@ -499,9 +515,9 @@ def test_jupyter_launch_over_ssh_and_a_tunnel_to_it(
     remote_port = port["host_port"]
     assert result["url"] == f"http://127.0.0.1:{remote_port}/?token={token}"
 
+    tunnel = ["tunnel", name, "--host", "loop"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gpuconsole", "--config", str(config), "tunnel", name]
-        + ["--host", "loop"],
+        [sys.executable, "-m", "gpuconsole", "--config", str(config), *tunnel],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -109,6 +109,14 @@ class SmiStreamSource:
         return False
 
     @property
+    def processes_pending(self) -> bool:
+        """The stream runs but its first process list has not come back yet (it is asked for
+        after the first round of GPU lines): a one-shot reader waits for it."""
+        with self._lock:
+            running = self._ended_at is None and self._thread is not None
+            return running and self._processes_at is None
+
+    @property
     def argv(self) -> list[str]:
         ms = max(1, round(self._interval * 1000))
         return [self._executable, *query_gpu_args(), "-lms", str(ms)]

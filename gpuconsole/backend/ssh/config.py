@@ -6,9 +6,8 @@ Where the OpenSSH client exists, ``ssh -G HOST`` answers (it knows every keyword
 same :class:`SshTarget` (the tests compare them).
 
 ``~`` is the home directory of ``$HOME`` (as everywhere in Python). OpenSSH itself takes the home
-directory from the password database; where the two differ, paths ``ssh -G`` printed below that
-home are moved below ``$HOME`` so that both ways agree (relative ``Include`` paths and the default
-~/.ssh/config read by ``ssh -G`` itself remain those of the password database's home).
+directory from the password database; where the two differ (a service with its own HOME, a test),
+``ssh -G`` would read the other home's ~/.ssh/config, so the fallback answers instead.
 
 Nothing is cached: one resolution costs one ``ssh -G`` process (a few ms) or one parse.
 paramiko is imported only when the fallback runs.
@@ -181,6 +180,13 @@ def _passwd_home() -> str | None:
         return pwd.getpwuid(os.getuid()).pw_dir
     except (ImportError, KeyError, AttributeError):
         return None
+
+
+def _home_moved() -> bool:
+    """``$HOME`` is not the password database's home: ``ssh -G`` would read the other
+    ~/.ssh/config, so the fallback (which reads ``$HOME``'s) answers instead."""
+    pw_home = _passwd_home()
+    return bool(pw_home) and os.path.realpath(pw_home or "") != os.path.realpath(_home())
 
 
 def _rehome(path: str) -> str:
@@ -593,7 +599,7 @@ def resolve_target(
     final_port = port if port is not None else spec_port
     ident = os.path.expanduser(identity_file) if identity_file else None
     cfg = os.path.expanduser(config_path) if config_path else None
-    ssh = shutil.which("ssh") if use_ssh_binary else None
+    ssh = shutil.which("ssh") if use_ssh_binary and not _home_moved() else None
     options: dict[str, list[str]] | None = None
     if ssh:
         try:

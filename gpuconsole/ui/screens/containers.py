@@ -121,6 +121,10 @@ class ContainersScreen(Screen[None]):
     def gpu_view(self) -> GpuView | None:
         return self.gpu_views.get(self.host.name)
 
+    def link_of(self, name: str) -> Any:
+        """The SSH link's current state (None for the local host)."""
+        return getattr(self.by_name[name].machine, "status", None) or self.links.get(name)
+
     def in_scope(self) -> list[Host]:
         return [self.by_name[self.scope]] if self.scope else list(self.hosts)
 
@@ -333,7 +337,7 @@ class ContainersScreen(Screen[None]):
             return
         line.show_fleet(
             [
-                (h.name, self.statuses[h.name], self.snapshots.get(h.name), self.links.get(h.name))
+                (h.name, self.statuses[h.name], self.snapshots.get(h.name), self.link_of(h.name))
                 for h in self.hosts
             ],
             self.scope,

@@ -11,7 +11,6 @@ import asyncio
 import concurrent.futures
 import itertools
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -128,13 +127,6 @@ def test_the_same_snapshot_through_ssh_as_locally(
         there.close()
 
 
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
 def _published_port(container: Any) -> int:
     container.reload()
     return int(container.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"])
@@ -232,12 +224,7 @@ def test_a_stopped_server_is_down_within_the_probe_budget_and_comes_back(
     try:
         wait_for(lambda: bool(seen(ContainersUpdated, "stopped")), 20, "the first refresh")
         wait_for(lambda: bool(seen(ContainersUpdated, "steady")), 20, "the other host")
-        # The server stops answering: its sshd processes freeze. (Not the commands they run:
-        # a frozen remote shell can hold a lock of the remote user's, here pyenv's rehash
-        # lock in root's .bashrc, that every other login on that machine then waits for.)
-        sshd = [pid for pid in spare.tree() if _comm(pid) == "sshd"]
-        for pid in sshd:
-            os.kill(pid, signal.SIGSTOP)
+        frozen = spare.freeze_sshd()  # the server stops answering
         t0 = time.monotonic()
         budget = FAST.probe_interval * FAST.down_after + FAST.probe_timeout + 1.5
         wait_for(lambda: bool(seen(EngineDown, "stopped", t0)), budget + 2, "the host marked down")
@@ -250,8 +237,7 @@ def test_a_stopped_server_is_down_within_the_probe_budget_and_comes_back(
         # would miss the whole stop (several seconds), not one beat.
         assert max(gaps) < 3.0, f"the other host stalled {max(gaps):.1f} s"
         assert len(steady_times) >= 5
-        for pid in sshd:
-            os.kill(pid, signal.SIGCONT)
+        spare.thaw(frozen)
         t1 = time.monotonic()
         wait_for(lambda: bool(seen(ContainersUpdated, "stopped", t1)), 20, "the reconnect")
         state = stopped.machine.status.state.value  # type: ignore[attr-defined]
