@@ -171,6 +171,7 @@ class Rig:
         self.socket_path = self.engine_url[len("unix://") :]
         self.port = free_port()
         self.log = tmp / "sshd.log"
+        self.remote_home = tmp / "remote-home"
         self.sshd: subprocess.Popen[bytes] | None = None
         self._write_home()
 
@@ -198,16 +199,32 @@ class Rig:
         wrapper.chmod(0o755)
         self.path = f"{bin_dir}:{os.environ.get('PATH', '')}"
 
-    def start_sshd(self) -> None:
+    def start_sshd(self, login_rc: bool = False) -> None:
+        """The bench's own sshd: the dev sshd's config on another port, with its own log.
+
+        Remote commands get an empty HOME (``SetEnv HOME=``) unless ``login_rc``: sshd runs every
+        command through the user's shell, and bash reads ~/.bashrc when sshd starts it, so root's
+        ~/.bashrc here (``pyenv init``, whose ``pyenv rehash`` spins on a lock file while another
+        runs) would land on every command of both tools.
+        """
         sshd = shutil.which("sshd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
         if sshd is None:
             raise SystemExit("sshd is needed (apt-get install openssh-server)")
         Path("/run/sshd").mkdir(exist_ok=True)
+        config = Path(os.environ["GPUCONSOLE_TEST_SSHD_CONFIG"])
+        setenv: list[str] = []
+        for line in config.read_text().splitlines():
+            key, _, rest = line.strip().partition(" ")
+            if key.lower() == "setenv":
+                setenv += [e for e in rest.split() if not e.startswith("HOME=")]
+        if not login_rc:
+            self.remote_home.mkdir(exist_ok=True)
+            setenv.append(f"HOME={self.remote_home}")
         argv = [
             sshd,
             "-D",
             "-f",
-            os.environ["GPUCONSOLE_TEST_SSHD_CONFIG"],
+            str(config),
             "-p",
             str(self.port),
             "-o",
@@ -215,6 +232,8 @@ class Rig:
             "-E",
             str(self.log),
         ]
+        if setenv:  # replaces the config's SetEnv (sshd keeps the first value it reads)
+            argv += ["-o", "SetEnv=" + " ".join(setenv)]
         self.sshd = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -642,10 +661,14 @@ def part2(rig: Rig, sizes: Sizes, res: Results) -> None:
     class Counting(GpuconsoleApp):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self.events: collections.Counter[str] = collections.Counter()
+            self.errors: list[str] = []
             super().__init__(*args, **kwargs)
 
         def _from_monitor(self, event: Any) -> None:
             self.events[type(event).__name__] += 1
+            error = getattr(event, "error", None)
+            if isinstance(error, str):
+                self.errors.append(error)
             super()._from_monitor(event)
 
     config = rig.config("one", [("remote", rig.port)])
@@ -657,6 +680,8 @@ def part2(rig: Rig, sizes: Sizes, res: Results) -> None:
     )
     before = rig.logins()
     counts: dict[str, int] = {}
+    events: collections.Counter[str] = collections.Counter()
+    errors: list[str] = []
 
     async def watch() -> None:
         async with app.run_test(size=(COLS, ROWS)) as pilot:
@@ -668,6 +693,8 @@ def part2(rig: Rig, sizes: Sizes, res: Results) -> None:
                 probes=machine.probes,
                 connects=machine.connects,
             )
+            events.update(app.events)
+            errors.extend(app.errors)
 
     crash = ""
     try:
@@ -694,10 +721,12 @@ def part2(rig: Rig, sizes: Sizes, res: Results) -> None:
         p,
         "... remote commands (`machine.execs`) / sessions opened",
         f"{counts.get('execs')} / {counts.get('sessions')} in {watched} "
-        f"({app.events['ContainersUpdated']} refreshes, {app.events['GpusUpdated']} GPU "
+        f"({events['ContainersUpdated']} refreshes, {events['GpusUpdated']} GPU "
         f"updates, {counts.get('probes')} probes, "
-        f"{app.events['RefreshFailed'] + app.events['EngineDown']} failed refreshes)",
+        f"{events['RefreshFailed'] + events['EngineDown']} failed refreshes)",
     )
+    if errors:
+        res.notes.append(f"part 2: first failed refresh: {errors[0]}")
     if crash:
         res.add(p, "... the app on quitting", f"raised {crash}", "no error", False)
 
@@ -910,11 +939,18 @@ def main() -> int:
     parser.add_argument(
         "--image", default=os.environ.get("GPUCONSOLE_TEST_IMAGE", "gpuconsole-test/busybox:1")
     )
+    parser.add_argument(
+        "--login-rc",
+        action="store_true",
+        help="remote commands keep the remote user's HOME (and so run its ~/.bashrc)",
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     command = ".venv/bin/python -m bench.remote" + (" --quick" if args.quick else "")
     if args.parts != [1, 2, 3, 4]:
         command += " --parts " + " ".join(map(str, args.parts))
+    if args.login_rc:
+        command += " --login-rc"
 
     res = Results()
     tmp = Path(tempfile.mkdtemp(prefix="gpcbench-"))
@@ -924,7 +960,7 @@ def main() -> int:
     boxes = Containers(rig.engine_url, args.image)
     started, load_before = time.monotonic(), load_average()
     try:
-        rig.start_sshd()
+        rig.start_sshd(login_rc=args.login_rc)
         start_tmux_server()
         say(f"sshd on 127.0.0.1:{rig.port}; HOME {rig.home}")
         if 1 in args.parts or 2 in args.parts:
@@ -966,12 +1002,24 @@ def main() -> int:
         f"load average (1, 5, 15 min) at the start {load_before}, at the end {load_average()}: "
         "the machine is shared, CPU and latency figures move with it"
     )
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "gpuconsole"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    remote_home = "the remote user's own HOME" if args.login_rc else "an empty remote HOME"
     header = [
         f'`eval "$(scripts/dev-env)" && {command}` ({"quick" if args.quick else "full"} run, '
         f"{time.monotonic() - started:.0f} s)",
         f"engine {engine.get('Version')} at {rig.engine_url}, reached over SSH through a "
         "loopback OpenSSH sshd (the bench's own instance; MaxStartups default 10:30:100); "
-        f"docker CLI {cli}; console in tmux {COLS}x{ROWS}; {os.cpu_count()} CPUs",
+        f"docker CLI {cli}; console in tmux {COLS}x{ROWS}; {os.cpu_count()} CPUs; remote "
+        f"commands with {remote_home}; gpuconsole at {head or '?'}"
+        + (" plus uncommitted changes" if dirty else ""),
     ]
     print_table(res, header)
     if res.missed:

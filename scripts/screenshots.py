@@ -137,6 +137,63 @@ async def shoot() -> None:
         await pilot.press("escape")
 
 
+async def shoot_fleet(client: docker.DockerClient, home: Path) -> None:
+    """The console over a fleet: this machine, the loopback sshd as GPU server ``gpu-lab`` (its
+    stand-in nvidia-smi replays the H100 over SSH; the GPU process list names a demo container's
+    PID, so attribution happens on that host) and ``gpu-old``, where nothing answers."""
+    import socket
+
+    from gpuconsole.backend.hosts.open import ssh_host
+    from gpuconsole.backend.hosts.spec import HostSpec, SshOptions
+    from gpuconsole.ui.screens.hosts import HostsScreen
+
+    port = os.environ["GPUCONSOLE_TEST_SSH_PORT"]
+    key = os.environ["GPUCONSOLE_TEST_SSH_KEY"]
+    host_key = Path(os.environ["GPUCONSOLE_TEST_SSH_HOST_KEY"]).read_text().split()[:2]
+    (home / ".ssh").mkdir(parents=True, mode=0o700, exist_ok=True)
+    (home / ".ssh" / "known_hosts").write_text(f"[127.0.0.1]:{port} {' '.join(host_key)}\n")
+    os.environ["HOME"] = str(home)
+    apps = Path(os.environ["GPUCONSOLE_TEST_SMI_APPS"])
+    before = apps.read_text()
+    train = client.containers.get("train-resnet50")
+    uuid = before.split(",")[-1].strip()
+    apps.write_text(f"{train.attrs['State']['Pid']}, python3, 20998, {uuid}\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    socket_path = default_docker_host().removeprefix("unix://")
+
+    def remote(name: str, where: int | str) -> Any:
+        spec = HostSpec(
+            name, ssh=f"root@127.0.0.1:{where}", identity_file=key, docker_socket=socket_path
+        )
+        return ssh_host(spec, SshOptions(), gpu=True)
+
+    app = GpuconsoleApp(
+        [
+            local_host(default_docker_host(), gpu=False),
+            remote("gpu-lab", port),
+            remote("gpu-old", closed),
+        ],
+        refresh_seconds=1.0,
+        gpu_interval=0.5,
+    )
+    try:
+        async with app.run_test(size=(150, 40)) as pilot:
+            table = app.containers_screen.query_one(ContainersTable)
+            while len(table.rows_shown) < 8 or "gpu-lab" not in app.gpu_views:
+                await pilot.pause(0.2)
+            await pilot.pause(6.0)  # GPU history and the first process list
+            app.save_screenshot("fleet.svg", str(OUT))
+            await pilot.press("h")
+            while not isinstance(app.screen, HostsScreen):
+                await pilot.pause(0.1)
+            await pilot.pause(1.2)
+            app.save_screenshot("hosts.svg", str(OUT))
+    finally:
+        apps.write_text(before)
+
+
 def main() -> None:
     client = docker.DockerClient(base_url=default_docker_host(), version="auto")
     for c in client.containers.list(all=True, filters={"label": "gpuconsole-demo"}):
@@ -146,6 +203,10 @@ def main() -> None:
         start_demo(client, workdir)
         try:
             asyncio.run(shoot())
+            if os.environ.get("GPUCONSOLE_TEST_SSH_PORT"):  # the test set-up's loopback sshd
+                asyncio.run(shoot_fleet(client, Path(workdir) / "home"))
+            else:
+                print('no loopback sshd (eval "$(scripts/dev-env)"): fleet screenshots skipped')
         finally:
             for c in client.containers.list(all=True, filters={"label": "gpuconsole-demo"}):
                 c.remove(force=True)

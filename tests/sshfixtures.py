@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paramiko
 import pytest
@@ -264,3 +265,57 @@ def private_sshd(
     yield start
     for sshd in started:
         sshd.kill()
+
+
+# -- the console's side: a HOME that trusts the loopback sshd, hosts on it, its GPU list -------
+
+
+@pytest.fixture
+def ssh_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A HOME whose known_hosts trusts the loopback sshd; the real ~/.ssh is never read."""
+    from support import remote_setup
+
+    home = tmp_path / "home"
+    remote_setup(home)
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def apps_file() -> Iterator[Path]:
+    """The stand-in nvidia-smi's compute-apps list on the remote host; restored after."""
+    path = Path(os.environ.get("GPUCONSOLE_TEST_SMI_APPS", ""))
+    if not path.is_file():
+        pytest.fail("GPUCONSOLE_TEST_SMI_APPS unset: run through scripts/test", pytrace=False)
+    before = path.read_text()
+    yield path
+    path.write_text(before)
+
+
+def trust_port(home: Path, port: int) -> None:
+    """A private sshd serves the test host key on its own port: trust it there too."""
+    known = home / ".ssh" / "known_hosts"
+    first = known.read_text().splitlines()[0]
+    _, rest = first.split(" ", 1)
+    known.write_text(known.read_text() + f"[127.0.0.1]:{port} {rest}\n")
+
+
+def loop_host(name: str = "loop", port: int | None = None, **options: Any) -> Any:
+    """An SSH host on the loopback sshd (or a private one on ``port``), as open_hosts makes it.
+
+    ``options``: ``options=SshOptions(...)`` (default: fast probes) and ``gpu=...``.
+    """
+    from gpuconsole.backend.hosts.open import ssh_host
+    from gpuconsole.backend.hosts.spec import HostSpec, SshOptions
+
+    from support import engine_socket, ssh_env
+
+    env = ssh_env()
+    spec = HostSpec(
+        name,
+        ssh=f"root@127.0.0.1:{port or env['GPUCONSOLE_TEST_SSH_PORT']}",
+        identity_file=env["GPUCONSOLE_TEST_SSH_KEY"],
+        docker_socket=engine_socket(),
+    )
+    fast = SshOptions(probe_interval=1.0, probe_timeout=1.0, down_after=2)
+    return ssh_host(spec, options.pop("options", fast), **options)

@@ -83,6 +83,7 @@ def _probe(host: Host) -> dict[str, Any]:
     if status.state is EngineState.UP:
         row["state"] = "up"
         row["engine_version"] = status.engine_version
+        row["api"] = getattr(host.engine, "route", None)
     else:
         state = getattr(link, "state", None)
         row["state"] = str(getattr(state, "value", "down")) if state is not None else "down"

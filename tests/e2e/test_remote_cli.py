@@ -127,17 +127,6 @@ def config(home: Path) -> Path:
 
 
 @pytest.fixture
-def apps_file() -> Iterator[Path]:
-    """The stand-in nvidia-smi's compute-apps list on the remote host; restored afterwards."""
-    path = Path(os.environ.get("GPUCONSOLE_TEST_SMI_APPS", ""))
-    if not path.is_file():
-        pytest.fail("GPUCONSOLE_TEST_SMI_APPS unset: run through scripts/test", pytrace=False)
-    before = path.read_text()
-    yield path
-    path.write_text(before)
-
-
-@pytest.fixture
 def run_label(docker_client: Any) -> Iterator[str]:
     """A label unique to this test; whatever carries it is removed afterwards."""
     label = f"gpct-run={uuid.uuid4().hex}"

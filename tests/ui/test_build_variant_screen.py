@@ -23,6 +23,7 @@ async def open_screen(app: GpuconsoleApp, pilot: Any, base: str, tag: str) -> Bu
     await until(pilot, lambda: isinstance(app.screen, BuildVariantScreen))
     screen = app.screen
     assert isinstance(screen, BuildVariantScreen)
+    await until(pilot, lambda: bool(screen.query("#build-tag")), what="the form's fields")
     screen.query_one("#build-base", Input).value = base
     screen.query_one("#build-variant", Select).value = "ssh"
     screen.query_one("#build-tag", Input).value = tag

@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from gpuconsole.backend.hosts.open import local_host, ssh_host
-from gpuconsole.backend.hosts.spec import HostSpec, SshOptions
+from gpuconsole.backend.hosts.open import local_host
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.screens.confirm import ConfirmScreen
 from gpuconsole.ui.screens.hosts import HostsScreen
@@ -23,29 +22,9 @@ from gpuconsole.ui.screens.launch_form import LaunchForm
 from gpuconsole.ui.widgets.containers_table import ContainersTable
 from gpuconsole.ui.widgets.host_line import HostLine
 
-from support import engine_socket, remote_setup, ssh_env
+from sshfixtures import loop_host, trust_port
+from support import remote_setup, ssh_env
 from uihelpers import notifications, text_of, until
-
-FAST = SshOptions(probe_interval=1.0, probe_timeout=1.0, down_after=2)
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    remote_setup(home)
-    monkeypatch.setenv("HOME", str(home))
-    return home
-
-
-def loop(name: str = "loop", port: int | None = None) -> Any:
-    env = ssh_env()
-    spec = HostSpec(
-        name,
-        ssh=f"root@127.0.0.1:{port or env['GPUCONSOLE_TEST_SSH_PORT']}",
-        identity_file=env["GPUCONSOLE_TEST_SSH_KEY"],
-        docker_socket=engine_socket(),
-    )
-    return ssh_host(spec, FAST, gpu=False)
 
 
 def header(app: GpuconsoleApp) -> str:
@@ -64,10 +43,10 @@ def hosts_of(table: ContainersTable, container_id: str) -> set[str]:
 
 
 async def test_one_table_for_the_fleet_and_one_host_at_a_time(
-    home: Path, make_container: Any
+    ssh_home: Path, make_container: Any
 ) -> None:
     c = make_container("sleep 3600")
-    app = GpuconsoleApp([local_host(gpu=False), loop()], refresh_seconds=0.5)
+    app = GpuconsoleApp([local_host(gpu=False), loop_host()], refresh_seconds=0.5)
     async with app.run_test(size=(160, 40)) as pilot:
         table = await table_of(app, pilot)
         await until(pilot, lambda: hosts_of(table, c.id) == {"local", "loop"}, 30, "both hosts")
@@ -103,14 +82,18 @@ async def test_one_table_for_the_fleet_and_one_host_at_a_time(
         )
 
 
-async def test_a_dead_host_is_named_and_the_others_work(home: Path, make_container: Any) -> None:
+async def test_a_dead_host_is_named_and_the_others_work(
+    ssh_home: Path, make_container: Any
+) -> None:
     import socket
 
     with socket.socket() as s:  # a port where nothing listens
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     c = make_container("sleep 3600")
-    app = GpuconsoleApp([local_host(gpu=False), loop("gone", port=closed)], refresh_seconds=0.5)
+    app = GpuconsoleApp(
+        [local_host(gpu=False), loop_host("gone", port=closed)], refresh_seconds=0.5
+    )
     async with app.run_test(size=(160, 40)) as pilot:
         table = await table_of(app, pilot)
         await until(pilot, lambda: hosts_of(table, c.id) == {"local"}, 30, "the local rows")
@@ -140,7 +123,7 @@ async def test_trusting_an_unknown_host_key_after_seeing_its_fingerprint(
         text=True,
         check=True,
     ).stdout.split()[1]
-    app = GpuconsoleApp([local_host(gpu=False), loop()], refresh_seconds=0.5)
+    app = GpuconsoleApp([local_host(gpu=False), loop_host()], refresh_seconds=0.5)
     async with app.run_test(size=(160, 40)) as pilot:
         await until(pilot, lambda: "needs trust" in header(app), 30, "the key to be asked about")
         assert not known.exists(), "nothing is trusted without asking"
@@ -167,16 +150,14 @@ async def test_trusting_an_unknown_host_key_after_seeing_its_fingerprint(
 
 
 async def test_rows_of_a_host_that_stops_answering_are_greyed_with_their_age(
-    home: Path, make_container: Any, private_sshd: Any
+    ssh_home: Path, make_container: Any, private_sshd: Any
 ) -> None:
     server = private_sshd()
-    line = (home / ".ssh" / "known_hosts").read_text().splitlines()[0]
-    port = ssh_env()["GPUCONSOLE_TEST_SSH_PORT"]
-    (home / ".ssh" / "known_hosts").write_text(
-        f"{line}\n{line.replace(f':{port} ', f':{server.port} ')}\n"
-    )
+    trust_port(ssh_home, server.port)
     c = make_container("sleep 3600")
-    app = GpuconsoleApp([local_host(gpu=False), loop("far", port=server.port)], refresh_seconds=0.5)
+    app = GpuconsoleApp(
+        [local_host(gpu=False), loop_host("far", port=server.port)], refresh_seconds=0.5
+    )
     async with app.run_test(size=(180, 40)) as pilot:
         screen = app.containers_screen
         screen.fleet["far"].down_interval = 0.5
@@ -199,9 +180,9 @@ async def test_rows_of_a_host_that_stops_answering_are_greyed_with_their_age(
         await until(pilot, lambda: "no answer" not in far_status(), 30, "the host back")
 
 
-async def test_the_launch_form_picks_a_host(home: Path) -> None:
+async def test_the_launch_form_picks_a_host(ssh_home: Path) -> None:
     app = GpuconsoleApp(
-        [local_host(gpu=False), loop()], refresh_seconds=0.5, config_path=home / "c.toml"
+        [local_host(gpu=False), loop_host()], refresh_seconds=0.5, config_path=ssh_home / "c.toml"
     )
     async with app.run_test(size=(160, 50)) as pilot:
         await pilot.press("n")

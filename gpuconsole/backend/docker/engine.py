@@ -116,6 +116,18 @@ class DockerEngine:
         return self._base_url
 
     @property
+    def route(self) -> str | None:
+        """How the API is reached once connected: ``unix``, ``tcp``, ``stream-local`` (the
+        remote socket forwarded over SSH) or ``dial-stdio`` (SSH sessions); None before."""
+        client = self._client
+        if client is None:
+            return None
+        scheme, _, rest = str(client.base_url).partition("://")
+        if scheme == "http+gpuconsole":  # our transports over SSH name themselves
+            return rest
+        return self._base_url.partition("://")[0] or None
+
+    @property
     def info(self) -> dict[str, Any]:
         """``docker info`` of the engine as of the last connect (empty before it)."""
         return self._info

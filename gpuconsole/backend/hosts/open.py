@@ -152,7 +152,7 @@ def _ssh_connector(machine: SshMachine, socket: str) -> Callable[[int], docker.A
         def over_streamlocal(t: float) -> Connection:
             return machine.connect_unix(socket, t)
 
-        client = api_client(over_streamlocal, timeout=timeout)
+        client = api_client(over_streamlocal, timeout=timeout, base_label="stream-local")
         try:
             negotiate_version(client)
         except Exception as exc:
@@ -161,7 +161,9 @@ def _ssh_connector(machine: SshMachine, socket: str) -> Callable[[int], docker.A
             # sshd says AllowStreamLocalForwarding no: a few `docker system dial-stdio`
             # sessions instead (they count against MaxSessions, so at most 3).
             client.close()
-            client = api_client(dial_stdio_opener(machine.transport()), timeout=timeout)
+            client = api_client(
+                dial_stdio_opener(machine.transport()), timeout=timeout, base_label="dial-stdio"
+            )
             negotiate_version(client)
         return client
 

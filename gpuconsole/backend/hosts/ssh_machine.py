@@ -305,14 +305,29 @@ class _Slot:
             sem.release()
 
 
-class SshLineStream:
-    """``LineStream`` over a session channel (stderr merged): text lines without their "\\n"."""
+class _OwnedChannel:
+    """A session channel and the session slot it holds, both given back once by ``close()``."""
 
     def __init__(self, chan: paramiko.Channel, slot: _Slot) -> None:
         self._chan = chan
         self._slot = slot
         self._lock = threading.Lock()
         self._closed = False
+
+    def close(self) -> None:
+        """Close the channel (waking a thread blocked on it) and free the slot. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._chan.close()
+        finally:
+            self._slot.release()
+
+
+class SshLineStream(_OwnedChannel):
+    """``LineStream`` over a session channel (stderr merged): text lines without their "\\n"."""
 
     @property
     def exit_status(self) -> int | None:
@@ -337,26 +352,9 @@ class SshLineStream:
         finally:
             self.close()
 
-    def close(self) -> None:
-        """Stop the command (close its channel); wakes a thread blocked iterating. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        try:
-            self._chan.close()
-        finally:
-            self._slot.release()
 
-
-class SshPty:
+class SshPty(_OwnedChannel):
     """A program on a pseudo-terminal of the remote machine (the ``Pty`` protocol)."""
-
-    def __init__(self, chan: paramiko.Channel, slot: _Slot) -> None:
-        self._chan = chan
-        self._slot = slot
-        self._lock = threading.Lock()
-        self._closed = False
 
     @property
     def channel(self) -> paramiko.Channel:
@@ -381,16 +379,6 @@ class SshPty:
         if self._chan.status_event.wait(timeout):
             return self._chan.exit_status
         return None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        try:
-            self._chan.close()
-        finally:
-            self._slot.release()
 
 
 class SshMachine:

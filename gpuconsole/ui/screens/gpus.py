@@ -82,11 +82,30 @@ class GpuScreen(Screen[None]):
         Binding("escape", "app.pop_screen", "Back"),
         Binding("g", "app.pop_screen", "Containers", show=False),
         Binding("q", "app.quit", "Quit"),
+        Binding("left_square_bracket", "host(-1)", "Prev host", show=False),
+        Binding("right_square_bracket", "host(1)", "Next host", show=False),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self._indices: tuple[int, ...] = ()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "host":
+            return len(getattr(self.app, "hosts", ())) > 1
+        return True
+
+    def action_host(self, step: int) -> None:
+        """Show the next (or previous) host's GPUs: the console's host in focus moves along."""
+        main = getattr(self.app, "containers_screen", None)
+        if main is None:
+            return
+        names = [h.name for h in main.hosts]
+        current = main.scope or names[0]
+        main.set_scope(names[(names.index(current) + step) % len(names)])
+        view = getattr(self.app, "gpu_view", None)
+        if view is not None:
+            self.show_gpus(view)
 
     def compose(self) -> ComposeResult:
         yield Static(id="gpu-screen-status")

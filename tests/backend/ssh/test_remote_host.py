@@ -15,75 +15,36 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
-
 from gpuconsole.backend.gpu import attribute_gpu_processes
 from gpuconsole.backend.gpu.models import GpuSourceState
-from gpuconsole.backend.hosts.host import Host
 from gpuconsole.backend.hosts.local import LocalMachine
-from gpuconsole.backend.hosts.open import local_host, ssh_host
-from gpuconsole.backend.hosts.spec import HostSpec, SshOptions
+from gpuconsole.backend.hosts.open import local_host
+from gpuconsole.backend.hosts.spec import SshOptions
 from gpuconsole.monitor.events import ContainersUpdated, EngineDown, MonitorEvent
 from gpuconsole.monitor.fleet import Fleet
 
-from support import remote_setup, wait_for
+from sshfixtures import loop_host, trust_port
+from support import wait_for
 
-if TYPE_CHECKING:  # the fixtures' types (conftest is not imported at run time)
+if TYPE_CHECKING:
     from sshfixtures import PrivateSshd, SshEnv
 
 FAST = SshOptions(probe_interval=1.0, probe_timeout=1.0, down_after=2)
 
 
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A HOME whose known_hosts trusts the loopback sshd; the real ~/.ssh is never read."""
-    home = tmp_path / "home"
-    remote_setup(home)
-    monkeypatch.setenv("HOME", str(home))
-    return home
-
-
-def remote(env: SshEnv, name: str = "loop", port: int | None = None, **kw: Any) -> Host:
-    spec = HostSpec(
-        name,
-        ssh=f"root@127.0.0.1:{port or env.port}",
-        identity_file=env.key_path,
-        docker_socket=env.docker_socket,
-    )
-    return ssh_host(spec, kw.pop("options", FAST), **kw)
-
-
-@pytest.fixture
-def apps_file() -> Iterator[Path]:
-    """The stand-in nvidia-smi's compute-apps list on the remote host; restored after."""
-    path = Path(os.environ.get("GPUCONSOLE_TEST_SMI_APPS", ""))
-    if not path.is_file():
-        pytest.fail("GPUCONSOLE_TEST_SMI_APPS unset: run through scripts/test", pytrace=False)
-    before = path.read_text()
-    yield path
-    path.write_text(before)
-
-
-def trust_port(home: Path, env: SshEnv, port: int) -> None:
-    """A private sshd serves the test host key on its own port: trust it there too."""
-    known = home / ".ssh" / "known_hosts"
-    line = known.read_text().splitlines()[0]
-    known.write_text(known.read_text() + line.replace(f":{env.port} ", f":{port} ") + "\n")
-
-
 def test_the_same_snapshot_through_ssh_as_locally(
-    home: Path, ssh_env: SshEnv, make_container: Any, apps_file: Path
+    ssh_home: Path, ssh_env: SshEnv, make_container: Any, apps_file: Path
 ) -> None:
     busy = make_container("while :; do :; done", nano_cpus=500_000_000, mem_limit="64m")
     idle = make_container("sleep 3600")
-    here, there = local_host(gpu=False), remote(ssh_env)
+    here, there = local_host(gpu=False), loop_host()
     try:
         for host in (here, there):
             host.engine.snapshot()  # CPU % needs a previous reading
+        assert (here.engine.route, there.engine.route) == ("unix", "stream-local")
         time.sleep(1.0)
         mine, theirs = here.engine.snapshot(), there.engine.snapshot()
         assert {c.id for c in mine.containers} == {c.id for c in theirs.containers}
@@ -144,7 +105,7 @@ def _our_connections(port: int) -> int:
 
 
 async def test_one_tcp_connection_carries_a_whole_console_session(
-    home: Path, ssh_env: SshEnv, make_container: Any, apps_file: Path, private_sshd: Any
+    ssh_home: Path, ssh_env: SshEnv, make_container: Any, apps_file: Path, private_sshd: Any
 ) -> None:
     from gpuconsole.ui.app import GpuconsoleApp
     from gpuconsole.ui.screens.details import DetailsScreen
@@ -160,8 +121,8 @@ async def test_one_tcp_connection_carries_a_whole_console_session(
     # A server of its own: its log and its port count this session's logins and connections
     # only, whatever else runs on the machine.
     server: PrivateSshd = private_sshd()
-    trust_port(home, ssh_env, server.port)
-    host = remote(ssh_env, port=server.port, options=SshOptions(probe_interval=1.0))
+    trust_port(ssh_home, server.port)
+    host = loop_host(port=server.port, options=SshOptions(probe_interval=1.0))
     app = GpuconsoleApp([host], refresh_seconds=0.5, gpu_interval=0.5)
     async with app.run_test(size=(160, 50)) as pilot:
         screen = app.containers_screen
@@ -198,16 +159,12 @@ async def test_one_tcp_connection_carries_a_whole_console_session(
 
 
 def test_a_stopped_server_is_down_within_the_probe_budget_and_comes_back(
-    home: Path, ssh_env: SshEnv, private_sshd: Any
+    ssh_home: Path, ssh_env: SshEnv, private_sshd: Any
 ) -> None:
     spare: PrivateSshd = private_sshd()
-    known = home / ".ssh" / "known_hosts"
-    # The private sshd serves the same host key on its own port: trust that too.
-    known.write_text(
-        known.read_text() + known.read_text().replace(str(ssh_env.port), str(spare.port))
-    )
-    stopped = remote(ssh_env, "stopped", port=spare.port, gpu=False)
-    steady = remote(ssh_env, "steady", gpu=False)
+    trust_port(ssh_home, spare.port)
+    stopped = loop_host("stopped", port=spare.port, gpu=False)
+    steady = loop_host("steady", gpu=False)
     events: list[tuple[float, MonitorEvent]] = []
     lock = threading.Lock()
 
@@ -246,3 +203,22 @@ def test_a_stopped_server_is_down_within_the_probe_budget_and_comes_back(
         fleet.stop()
         stopped.close()
         steady.close()
+
+
+def test_a_server_that_forbids_socket_forwarding_still_serves_the_engine(
+    ssh_home: Path, private_sshd: Any
+) -> None:
+    """``AllowStreamLocalForwarding no``: the API goes over `docker system dial-stdio`
+    sessions instead, and the console works the same."""
+    strict: PrivateSshd = private_sshd("AllowStreamLocalForwarding no")
+    trust_port(ssh_home, strict.port)
+    host = loop_host("strict", port=strict.port, gpu=False)
+    try:
+        snapshot = host.engine.snapshot()
+        assert snapshot.status.engine_version
+        again = host.engine.snapshot()
+        assert {c.id for c in again.containers} == {c.id for c in snapshot.containers}
+        assert "refused streamlocal port forward" in strict.log_text()  # tried, refused
+        assert host.engine.route == "dial-stdio"
+    finally:
+        host.close()
