@@ -651,6 +651,35 @@ def part1(rig: Rig, sizes: Sizes, res: Results, boxes: Containers) -> None:
     )
 
 
+def count_commands(machine: Any) -> collections.Counter[str]:
+    """Count the remote commands ``machine`` runs, by what they are for (wraps its methods)."""
+    kinds: collections.Counter[str] = collections.Counter()
+
+    def wrap(name: str, kind_of: Callable[..., str]) -> None:
+        real = getattr(machine, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            kinds[kind_of(*args)] += 1
+            return real(*args, **kwargs)
+
+        setattr(machine, name, counted)
+
+    def file_kind(paths: Sequence[str], *_: Any) -> str:
+        if any(p.startswith("/proc/") for p in paths):
+            return "GPU-process owner reads (/proc/PID/cgroup)"
+        return "container stats reads (cgroup files)"
+
+    def run_kind(argv: Sequence[str], *_: Any) -> str:
+        text = " ".join(argv)
+        return "GPU process queries" if "compute-apps" in text else f"`{argv[0]}` runs"
+
+    wrap("read_files", file_kind)
+    wrap("run", run_kind)
+    wrap("stream", lambda argv, *_: f"`{argv[0]}` streams")
+    wrap("existing", lambda *_: "path checks")
+    return kinds
+
+
 def part2(rig: Rig, sizes: Sizes, res: Results) -> None:
     from gpuconsole.backend.hosts.open import open_hosts
     from gpuconsole.settings.config import load_settings
@@ -675,12 +704,14 @@ def part2(rig: Rig, sizes: Sizes, res: Results) -> None:
     settings = load_settings(config)
     hosts = open_hosts(settings.enabled_hosts(), settings.ssh, gpu_interval=settings.gpu_interval)
     machine: Any = hosts[0].machine
+    kinds = count_commands(machine)
     app = Counting(
         hosts, refresh_seconds=settings.refresh_seconds, gpu_interval=settings.gpu_interval
     )
     before = rig.logins()
     counts: dict[str, int] = {}
     events: collections.Counter[str] = collections.Counter()
+    by_kind: collections.Counter[str] = collections.Counter()
     errors: list[str] = []
 
     async def watch() -> None:
@@ -695,6 +726,7 @@ def part2(rig: Rig, sizes: Sizes, res: Results) -> None:
             )
             events.update(app.events)
             errors.extend(app.errors)
+            by_kind.update(kinds)
 
     crash = ""
     try:
@@ -724,6 +756,11 @@ def part2(rig: Rig, sizes: Sizes, res: Results) -> None:
         f"({events['ContainersUpdated']} refreshes, {events['GpusUpdated']} GPU "
         f"updates, {counts.get('probes')} probes, "
         f"{events['RefreshFailed'] + events['EngineDown']} failed refreshes)",
+    )
+    res.add(
+        p,
+        "... the remote commands by kind",
+        ", ".join(f"{n} {kind}" for kind, n in by_kind.most_common()),
     )
     if errors:
         res.notes.append(f"part 2: first failed refresh: {errors[0]}")

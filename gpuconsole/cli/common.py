@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from gpuconsole.backend.hosts.host import Host
+    from gpuconsole.backend.hosts.spec import HostSpec
     from gpuconsole.settings.config import Settings
 
 T = TypeVar("T")
@@ -46,7 +47,7 @@ def add_host_option(parser: argparse.ArgumentParser, all_hosts: bool = False) ->
         )
 
 
-def host_specs(settings: Settings, args: argparse.Namespace) -> list[object]:
+def host_specs(settings: Settings, args: argparse.Namespace) -> list[HostSpec]:
     """The specs the command acts on: ``--all-hosts``, ``--host NAME`` or the default host.
 
     ``--docker-host`` overrides the local engine's URL (only the local host has one).
@@ -87,7 +88,7 @@ def open_for(settings: Settings, args: argparse.Namespace, *, gpus: bool = False
 
         options = dataclasses.replace(options, accept_new_host_key=True)
     return open_hosts(
-        specs,  # type: ignore[arg-type]
+        specs,
         options,
         gpus=gpus,
         gpu_interval=getattr(args, "gpu_interval", None) or settings.gpu_interval,

@@ -23,6 +23,7 @@ from gpuconsole.cli.common import (
 
 if TYPE_CHECKING:
     from gpuconsole.backend.hosts.host import Host
+    from gpuconsole.backend.hosts.spec import HostSpec
     from gpuconsole.settings.config import Settings
 
 COMMANDS: frozenset[str] = frozenset({"hosts", "tunnel"})
@@ -55,23 +56,30 @@ def add_parsers(sub: Any) -> None:
     add_host_option(t)
 
 
+def host_row(
+    spec: HostSpec, address: str, state: str = "down", error: str | None = None
+) -> dict[str, Any]:
+    """A ``hosts`` line before anything is known beyond the config."""
+    return {
+        "name": spec.name,
+        "address": spec.ssh or address,
+        "kind": "local" if spec.is_local else "ssh",
+        "origin": spec.origin,
+        "state": state,
+        "latency_ms": None,
+        "engine_version": None,
+        "gpus": None,
+        "error": error,
+    }
+
+
 def _probe(host: Host) -> dict[str, Any]:
     """One host's line: connect (with its latency), ask the engine, count the GPUs."""
     from gpuconsole.backend.errors import GpuconsoleError
     from gpuconsole.backend.models import EngineState
     from gpuconsole.cli.gpus import first_sample
 
-    row: dict[str, Any] = {
-        "name": host.name,
-        "address": host.spec.ssh or host.address,
-        "kind": "local" if host.is_local else "ssh",
-        "origin": host.spec.origin,
-        "state": "down",
-        "latency_ms": None,
-        "engine_version": None,
-        "gpus": None,
-        "error": None,
-    }
+    row = host_row(host.spec, host.address)
     status = host.engine.status()  # connects (SSH login, API version) on first use
     link = getattr(host.machine, "status", None)
     if status.state is EngineState.UP:
@@ -110,36 +118,12 @@ def _cmd_hosts(args: argparse.Namespace, settings: Settings) -> int:
     rows: list[dict[str, Any]] = []
     for host, result in zip(hosts, results, strict=True):
         if isinstance(result, BaseException):
-            rows.append(
-                {
-                    "name": host.name,
-                    "address": host.spec.ssh or host.address,
-                    "kind": "local" if host.is_local else "ssh",
-                    "origin": host.spec.origin,
-                    "state": "down",
-                    "latency_ms": None,
-                    "engine_version": None,
-                    "gpus": None,
-                    "error": str(result),
-                }
-            )
+            rows.append(host_row(host.spec, host.address, error=str(result)))
         else:
             rows.append(result)
     for spec in settings.hosts:
         if not spec.enabled:
-            rows.append(
-                {
-                    "name": spec.name,
-                    "address": spec.ssh or "this machine",
-                    "kind": "local" if spec.is_local else "ssh",
-                    "origin": spec.origin,
-                    "state": "disabled",
-                    "latency_ms": None,
-                    "engine_version": None,
-                    "gpus": None,
-                    "error": None,
-                }
-            )
+            rows.append(host_row(spec, "this machine", state="disabled"))
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

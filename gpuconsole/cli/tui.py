@@ -26,7 +26,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         options = dataclasses.replace(options, accept_new_host_key=True)
     try:
         hosts = open_hosts(
-            specs,  # type: ignore[arg-type]
+            specs,
             options,
             gpu_replay=args.gpu_replay,
             gpu_interval=interval,

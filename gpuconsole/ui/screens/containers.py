@@ -201,7 +201,7 @@ class ContainersScreen(Screen[None]):
                 age = now - self.down_since.get(host.name, now)
                 stale = f"no answer for {fmt.duration_s(age)}: {status.error or 'down'}"
             parts.append(HostRows(host.name, snap, view.usage() if view else {}, stale))
-        self.table.apply(parts if len(scope) > 1 else (parts or []), self.needle)
+        self.table.apply(parts, self.needle, with_host=len(scope) > 1)
         self.table.display = True
         self.query_one(EngineDown).display = False
 

@@ -195,10 +195,15 @@ class ContainersTable(DataTable[str | Text]):
         parts: HostSnapshot | Sequence[HostRows],
         needle: str = "",
         gpu_usage: Mapping[str, ContainerGpuUsage] | None = None,
+        *,
+        with_host: bool | None = None,
     ) -> None:
+        """Show ``parts`` (one or more hosts' rows); ``with_host``: a host column (default:
+        when there are several hosts)."""
         if isinstance(parts, HostSnapshot):
             parts = [HostRows(parts.status.host, parts, gpu_usage or {})]
-        with_host = len(parts) > 1
+        if with_host is None:
+            with_host = len(parts) > 1
         if with_host != self.with_host:
             self.with_host = with_host
             self.clear(columns=True)
