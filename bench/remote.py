@@ -415,6 +415,13 @@ class Control:
             self.proc.kill()
 
 
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
 def cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat.rsplit(")", 1)[1].split()
@@ -424,6 +431,9 @@ def cpu_seconds(pid: int) -> float:
 @dataclass
 class Session:
     cpu_percent: float | None = None
+    #: The whole machine's CPU use over the same window, % of all cores (the "remote" side —
+    #: sshd, shells, nvidia-smi stand-ins — runs on this machine too).
+    machine_percent: float | None = None
     show: list[float] = field(default_factory=list)
     hide: list[float] = field(default_factory=list)
     #: Key presses whose effect was not on the pane within KEY_TIMEOUT (counted as KEY_TIMEOUT).
@@ -435,7 +445,7 @@ class Session:
 
 #: How long one key may take to show on the pane, and all of one session's keys together.
 KEY_TIMEOUT = 10.0
-KEYS_BUDGET = 120.0
+KEYS_BUDGET = 60.0
 
 
 def start_tmux_server() -> None:
@@ -468,10 +478,11 @@ def run_in_tmux(
         pid = int(tmux("display-message", "-p", "-t", name, "#{pane_pid}").strip())
         time.sleep(settle_s)
         if cpu_s > 0:
-            c0, t0 = cpu_seconds(pid), time.monotonic()
+            c0, t0, m0 = cpu_seconds(pid), time.monotonic(), machine_busy()
             time.sleep(cpu_s)
-            c1, t1 = cpu_seconds(pid), time.monotonic()
+            c1, t1, m1 = cpu_seconds(pid), time.monotonic(), machine_busy()
             result.cpu_percent = (c1 - c0) / (t1 - t0) * 100
+            result.machine_percent = (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * 100
         if rig:
             result.logins = rig.logins() - before
         ctl = Control(name)
@@ -665,6 +676,8 @@ def count_commands(machine: Any) -> collections.Counter[str]:
         setattr(machine, name, counted)
 
     def file_kind(paths: Sequence[str], *_: Any) -> str:
+        if list(paths) == ["/proc/self/mountinfo"]:
+            return "cgroup mount lookup"
         if any(p.startswith("/proc/") for p in paths):
             return "GPU-process owner reads (/proc/PID/cgroup)"
         return "container stats reads (cgroup files)"
@@ -775,7 +788,8 @@ def console_rows(
     res.add(
         p,
         f"console, {label}: CPU at rest over {cpu_s:g} s",
-        f"{s.cpu_percent:.1f} % of a core",
+        f"{s.cpu_percent:.1f} % of a core (whole machine meanwhile: {s.machine_percent:.0f} % "
+        f"of {os.cpu_count()} cores)",
         f"<= {cpu_limit:g} %" if cpu_limit is not None else "",
         None if cpu_limit is None else s.cpu_percent <= cpu_limit,
     )
@@ -925,6 +939,14 @@ def part4(rig: Rig, sizes: Sizes, res: Results) -> None:
                 sizes.dead_cpu_s,
             )
         base, with_dead = runs["live"], runs["live+dead"]
+        # "The same": within 10 ms or 20 % of the p95 without it, whichever is larger (20 key
+        # presses on a shared 2-core machine do not resolve finer).
+        excess = max(
+            percentile(with_dead.show, 95)
+            - max(percentile(base.show, 95) * 1.2, 0.010 + percentile(base.show, 95)),
+            percentile(with_dead.hide, 95)
+            - max(percentile(base.hide, 95) * 1.2, 0.010 + percentile(base.hide, 95)),
+        )
         worst = max(
             percentile(with_dead.show, 95) - percentile(base.show, 95),
             percentile(with_dead.hide, 95) - percentile(base.hide, 95),
@@ -933,8 +955,8 @@ def part4(rig: Rig, sizes: Sizes, res: Results) -> None:
             p,
             "... key p95 with the dead host minus without (the larger of `?` and `escape`)",
             f"{worst * 1000:+.1f} ms",
-            "<= +10 ms",
-            worst <= 0.010,
+            "within +10 ms or +20 %",
+            excess <= 0,
         )
     finally:
         dead.close()

@@ -218,10 +218,14 @@ class ContainersScreen(Screen[None]):
         views = {
             h.name: self.gpu_views[h.name] for h in self.in_scope() if h.name in self.gpu_views
         }
-        for panel in self.query(GpuPanel):  # none while the screen is still composing
-            panel.show_hosts(views)
-        if before is None or view.attribution is not before.attribution:
-            self._apply_table()  # attribution changes at its own, slower rate
+        if name in views:
+            for panel in self.query(GpuPanel):  # none while the screen is still composing
+                panel.show_hosts(views, changed=name)
+        # Attribution changes at its own, slower rate: the table only when its cells would.
+        if before is None or (
+            view.attribution is not before.attribution and view.usage() != before.usage()
+        ):
+            self._apply_table()
 
     def action_launch(self) -> None:
         if self._refuse_if_read_only("launch"):

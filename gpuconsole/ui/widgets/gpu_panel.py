@@ -35,8 +35,9 @@ class GpuPanel(Widget):
         """One host's GPUs (the console of a single host)."""
         self.show_hosts({host or view.snapshot.host: view})
 
-    def show_hosts(self, views: Mapping[str, GpuView]) -> None:
-        """The GPUs of several hosts, grouped by host in the given order."""
+    def show_hosts(self, views: Mapping[str, GpuView], changed: str | None = None) -> None:
+        """The GPUs of several hosts, grouped by host in the given order; ``changed``: only
+        that host's cards have news (the others are left alone, not repainted)."""
         try:
             status = self.query_one("#gpu-status", Static)
             grid = self.query_one("#gpu-grid", Grid)
@@ -65,6 +66,8 @@ class GpuPanel(Widget):
             self.call_after_refresh(self.show_hosts, views)
             return
         for card in grid.query(GpuCard):
+            if changed is not None and card.host is not None and card.host != changed:
+                continue
             shown = views.get(card.host or next(iter(views)))
             if shown is None:
                 continue
