@@ -1,35 +1,42 @@
 """Remote hosts over SSH: what gpuconsole costs against the docker CLI over ssh://, same run.
 
-    eval "$(scripts/dev-env)" && .venv/bin/python -m bench.remote [--quick]
+    eval "$(scripts/dev-env)" && .venv/bin/python -m bench.remote [--quick] [--parts 1 2 3 4]
+        [--login-rc]
 
-Needs the development services of scripts/dev-env (the test dockerd, the loopback sshd's config,
+Needs the development services of scripts/dev-env (the test dockerd; the loopback sshd's config,
 key and host key), the docker CLI, sshd and tmux. The bench starts its OWN sshd from the dev
-sshd's config on a free port, with its own VERBOSE log, so the logins it counts are its own (the
-dev sshd is shared with whoever else runs tests). The "remote" engine is the test engine, reached
-over SSH at its socket; the client side gets a throw-away HOME (known_hosts, ~/.ssh/config with
-the alias ``gpcbench`` and an ``ssh`` wrapper that reads it, for ``docker -H ssh://gpcbench``).
+sshd's config on a free port with its own VERBOSE log, so the logins it counts are its own (the dev
+sshd is shared). Remote commands get an empty HOME there (``--login-rc``: the remote user's own,
+whose ~/.bashrc then runs before every remote command of both tools). The "remote" engine is the
+test engine, reached over SSH at its socket; the client side gets a throw-away HOME (known_hosts,
+~/.ssh/config with the alias ``gpcbench``, and an ``ssh`` wrapper that reads that file, for
+``docker -H ssh://gpcbench``). Every "remote host" is this machine: what the hosts do for the
+console (sshd, shells, the nvidia-smi stand-ins) runs on the cores the console runs on, so the
+console rows also give the whole machine's CPU use over the same window.
 
 1. N running busybox sleepers (100; --quick 20). The SSH host:
    - ``gpuconsole ps --host remote --json``, the whole process (median of 5), against
      ``docker -H ssh://gpcbench stats --no-stream`` (median of 3), the command that gives the same
-     figures; ``docker -H ssh://gpcbench ps`` (the list alone) for reference;
+     figures, interleaved; ``docker -H ssh://gpcbench ps`` (the list alone) for reference;
    - the console's refresh, ``host.engine.snapshot(all=True)`` on a warm SSH host (median of 10),
      against the same ``docker stats``; the local host's snapshot beside it.
 2. The console (the real app, headless 160x50) watching only the SSH host for 20 s: logins in the
-   sshd log (one), ``machine.connects`` (one), remote commands (``machine.execs``) and sessions.
-3. M SSH hosts in one config (50; the loopback sshd under M names), with a few containers left:
-   ``ps --all-hosts --json`` wall time and that every host answered (sshd's MaxStartups
-   10:30:100 against the client's handshake limit); then the console in tmux at 160x50 with 10
-   and with M hosts: its CPU at rest (/proc/PID/stat over 30 s after 15 s to settle) and key
-   latency (``?`` shows the help, ``escape`` hides it, 20 times; send-keys to the pane showing the
-   change, through one tmux control-mode client); ``less`` through the same harness (``h`` shows
-   its help, ``q`` hides it) as the harness's own latency.
+   sshd log (one), ``machine.connects`` (one), remote commands (``machine.execs``, by kind) and
+   sessions opened.
+3. M SSH hosts in one config (50; the loopback sshd under M names), a few containers left running:
+   ``ps --all-hosts --json`` wall time and that every host answered (sshd's MaxStartups 10:30:100
+   against the client's handshake limit); then the console (``python -m gpuconsole``) in tmux at
+   160x50 with 10 and with M hosts: its CPU at rest (/proc/PID/stat utime+stime over 30 s, after
+   15 s to settle) and key latency (``?`` shows the help, ``escape`` hides it, 20 times or 60 s;
+   from send-keys to the pane showing the change, both through one tmux control-mode client); and
+   ``less`` through the same harness (``h`` shows its help, ``q`` hides it): the harness's own
+   latency.
 4. One dead host (a listener in this process that accepts TCP and never speaks): ``ps --all-hosts
-   --json`` with it and one live host, and the console with and without it (key latency, CPU).
+   --json`` with it and one live host, and the console with and without it (CPU, key latency).
 
 Prints one table (paste it into a note) and exits 1 if a target is missed. Every container it
 starts carries the label gpuconsole-bench=1 and is removed at the end; so are its tmux server,
-its sshd and its temporary HOME.
+its sshd and its temporary directories.
 """
 
 from __future__ import annotations
@@ -107,7 +114,9 @@ class Results:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def add(self, part: str, what: str, result: str, target: str = "", ok: bool | None = None):
+    def add(
+        self, part: str, what: str, result: str, target: str = "", ok: bool | None = None
+    ) -> None:
         self.rows.append(Row(part, what, result, target, ok))
         mark = "" if ok is None else (" [ok]" if ok else " [MISSED]")
         print(f"  {part} {what}: {result}{mark}", file=sys.stderr, flush=True)
@@ -371,7 +380,7 @@ class Control:
                 raise RuntimeError("the tmux control client ended")
             if line.startswith(b"%begin"):
                 break
-        out = []
+        out: list[str] = []
         while True:
             line = self.proc.stdout.readline()
             if not line or line.startswith((b"%end", b"%error")):
@@ -441,6 +450,8 @@ class Session:
     hide_timeouts: int = 0
     logins: int = 0
     alive: bool = True
+    #: The pane's last line when the program had exited before the keys.
+    last_words: str = ""
 
 
 #: How long one key may take to show on the pane, and all of one session's keys together.
@@ -450,7 +461,19 @@ KEYS_BUDGET = 60.0
 
 def start_tmux_server() -> None:
     """One private tmux server for the whole run, kept up between sessions."""
-    tmux("start-server", ";", "set-option", "-g", "exit-empty", "off")
+    tmux(
+        "start-server",
+        ";",
+        "set-option",
+        "-g",
+        "exit-empty",
+        "off",
+        ";",
+        "set-option",
+        "-g",
+        "remain-on-exit",
+        "on",
+    )
 
 
 def run_in_tmux(
@@ -485,6 +508,11 @@ def run_in_tmux(
             result.machine_percent = (m1[0] - m0[0]) / max(1, m1[1] - m0[1]) * 100
         if rig:
             result.logins = rig.logins() - before
+        if not Path(f"/proc/{pid}").exists():
+            result.alive = False
+            lines = [ln for ln in tmux("capture-pane", "-p", "-t", name).splitlines() if ln.strip()]
+            result.last_words = lines[-1].strip() if lines else "nothing on the screen"
+            return result
         ctl = Control(name)
         try:
             if mark in ctl.screen():
@@ -493,13 +521,18 @@ def run_in_tmux(
             for _ in range(keys):
                 took = ctl.key_latency(show_key, mark, True, KEY_TIMEOUT)
                 if took is None:
+                    # never shown: count it, get back to the screen without it, measure no hide
                     result.show_timeouts += 1
-                result.show.append(KEY_TIMEOUT if took is None else took)
-                time.sleep(0.2 + random.uniform(0, 0.2))
-                took = ctl.key_latency(hide_key, mark, False, KEY_TIMEOUT)
-                if took is None:
-                    result.hide_timeouts += 1
-                result.hide.append(KEY_TIMEOUT if took is None else took)
+                    result.show.append(KEY_TIMEOUT)
+                    if ctl.key_latency(hide_key, mark, False, KEY_TIMEOUT) is None:
+                        break
+                else:
+                    result.show.append(took)
+                    time.sleep(0.2 + random.uniform(0, 0.2))
+                    took = ctl.key_latency(hide_key, mark, False, KEY_TIMEOUT)
+                    if took is None:
+                        result.hide_timeouts += 1
+                    result.hide.append(KEY_TIMEOUT if took is None else took)
                 time.sleep(0.2 + random.uniform(0, 0.2))
                 if time.monotonic() > budget:
                     break
@@ -512,6 +545,8 @@ def run_in_tmux(
 
 
 def latency_text(samples: Sequence[float], timeouts: int = 0) -> str:
+    if not samples:
+        return "not measured"
     text = f"p50 {ms(statistics.median(samples))}, p95 {ms(percentile(samples, 95))}"
     if timeouts:
         text += f" ({timeouts} of {len(samples)} not within {KEY_TIMEOUT:g} s)"
@@ -519,7 +554,11 @@ def latency_text(samples: Sequence[float], timeouts: int = 0) -> str:
 
 
 def keys_ok(samples: Sequence[float]) -> bool:
-    return percentile(samples, 95) <= 0.050
+    return bool(samples) and percentile(samples, 95) <= 0.050
+
+
+def p95(samples: Sequence[float]) -> float:
+    return percentile(samples, 95) if samples else KEY_TIMEOUT
 
 
 # -- a dead host ------------------------------------------------------------------------------
@@ -784,7 +823,15 @@ def part2(rig: Rig, sizes: Sizes, res: Results) -> None:
 def console_rows(
     res: Results, p: str, label: str, s: Session, cpu_limit: float | None, cpu_s: float
 ) -> None:
-    assert s.cpu_percent is not None
+    if s.cpu_percent is None or not s.show:
+        res.add(
+            p,
+            f"console, {label}",
+            f"exited before the measurement: {s.last_words or '?'}",
+            "keeps running",
+            False,
+        )
+        return
     res.add(
         p,
         f"console, {label}: CPU at rest over {cpu_s:g} s",
@@ -802,7 +849,7 @@ def console_rows(
     )
     res.add(
         p,
-        "... `escape` hides it",
+        "... `escape` hides it" + (" (after the times it was shown)" if s.show_timeouts else ""),
         latency_text(s.hide, s.hide_timeouts),
         "p95 <= 50 ms",
         keys_ok(s.hide),
@@ -942,15 +989,10 @@ def part4(rig: Rig, sizes: Sizes, res: Results) -> None:
         # "The same": within 10 ms or 20 % of the p95 without it, whichever is larger (20 key
         # presses on a shared 2-core machine do not resolve finer).
         excess = max(
-            percentile(with_dead.show, 95)
-            - max(percentile(base.show, 95) * 1.2, 0.010 + percentile(base.show, 95)),
-            percentile(with_dead.hide, 95)
-            - max(percentile(base.hide, 95) * 1.2, 0.010 + percentile(base.hide, 95)),
+            p95(with_dead.show) - max(p95(base.show) * 1.2, p95(base.show) + 0.010),
+            p95(with_dead.hide) - max(p95(base.hide) * 1.2, p95(base.hide) + 0.010),
         )
-        worst = max(
-            percentile(with_dead.show, 95) - percentile(base.show, 95),
-            percentile(with_dead.hide, 95) - percentile(base.hide, 95),
-        )
+        worst = max(p95(with_dead.show) - p95(base.show), p95(with_dead.hide) - p95(base.hide))
         res.add(
             p,
             "... key p95 with the dead host minus without (the larger of `?` and `escape`)",
@@ -1044,6 +1086,8 @@ def main() -> int:
     finally:
         with contextlib.suppress(RuntimeError):
             tmux("kill-server")
+        tmux_dir = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}"
+        (tmux_dir / TMUX_SOCKET).unlink(missing_ok=True)
         boxes.close()
         rig.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from gpuconsole.cli.common import add_host_option, close_all, each_host, err, open_for, print_table
@@ -51,8 +52,12 @@ def ps_rows(host: Host, show_all: bool) -> list[dict[str, Any]]:
     containers = engine.list_containers(all=show_all)
     running = [c.id for c in containers if c.running]
     measure = getattr(engine, "measured_stats", None)
-    stats = (measure(running) if measure else engine.stats(running)) if running else {}
-    gpus = engine.gpu_requests([c.id for c in containers]) if containers else {}
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The GPU requests (one inspect per new container) are asked for during the 1 s CPU
+        # window, not after it.
+        pending = pool.submit(engine.gpu_requests, [c.id for c in containers])
+        stats = (measure(running) if measure else engine.stats(running)) if running else {}
+        gpus = pending.result() if containers else {}
     rows = []
     for c in containers:
         s = stats.get(c.id)

@@ -158,6 +158,7 @@ class ContainersScreen(Screen[None]):
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         name = message.host
         was_down = self.statuses[name].state is EngineState.DOWN
+        had_rows = bool(self.table.row_count)
         self.snapshots[name] = message.snapshot
         self.statuses[name] = message.snapshot.status
         self.down_since.pop(name, None)
@@ -170,7 +171,10 @@ class ContainersScreen(Screen[None]):
         ):
             self.pending_select = None
         self._refresh_host_line()
-        self.refresh_bindings()
+        if was_down or had_rows != bool(self.table.row_count):
+            # The footer's keys depend on an engine being up and a row to act on: rebuild it
+            # only when that changed (it is a full re-render of the footer).
+            self.refresh_bindings()
         self._close_stopped_tunnels(name, message.snapshot)
 
     def _close_stopped_tunnels(self, name: str, snapshot: HostSnapshot) -> None:
@@ -302,11 +306,11 @@ class ContainersScreen(Screen[None]):
             panel = self.query_one(EngineDown)
             panel.display = True
             panel.show(message.status, message.attempt, message.retry_in)
-        else:
-            self._apply_table()
+        elif first:
+            self._apply_table()  # its rows greyed (later ages come from _age_stale_rows)
         self._refresh_host_line()
-        self.refresh_bindings()
         if first:
+            self.refresh_bindings()
             title = "Docker engine unreachable" if len(self.hosts) == 1 else f"{name} is down"
             self.notify(f"{message.status.error}", title=title, severity="error")
 

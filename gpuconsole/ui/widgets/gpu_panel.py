@@ -26,6 +26,7 @@ class GpuPanel(Widget):
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
         self._cards: tuple[tuple[str, int], ...] = ()
+        self._views: dict[str, GpuView] = {}
 
     def compose(self) -> ComposeResult:
         yield Static("GPUs: starting…", id="gpu-status")
@@ -38,6 +39,7 @@ class GpuPanel(Widget):
     def show_hosts(self, views: Mapping[str, GpuView], changed: str | None = None) -> None:
         """The GPUs of several hosts, grouped by host in the given order; ``changed``: only
         that host's cards have news (the others are left alone, not repainted)."""
+        self._views = dict(views)
         try:
             status = self.query_one("#gpu-status", Static)
             grid = self.query_one("#gpu-grid", Grid)
@@ -63,7 +65,9 @@ class GpuPanel(Widget):
             grid.remove_children()
             grid.styles.grid_size_columns = max(1, min(4, len(cards)))
             grid.mount_all([GpuCard(i, host if several else None) for host, i in cards])
-            self.call_after_refresh(self.show_hosts, views)
+            # Fill the new cards once mounted — with the views current THEN (an older set
+            # re-applied later would rebuild the cards again, host after host, forever).
+            self.call_after_refresh(lambda: self.show_hosts(self._views))
             return
         for card in grid.query(GpuCard):
             if changed is not None and card.host is not None and card.host != changed:
