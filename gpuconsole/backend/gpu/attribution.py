@@ -213,7 +213,7 @@ def attribute_gpu_processes(
     owners: dict[int, ProcessOwner]
     if snapshot.replayed:
         owners = {pid: ProcessOwner(pid, None, None, visible=False) for pid in pids}
-    elif snapshot.origins:
+    elif snapshot.origins or snapshot.origins_read:
         texts = {pid: (cgroup, comm) for pid, cgroup, comm in snapshot.origins}
         owners = {
             pid: owner_from_texts(pid, *texts.get(pid, (None, None)), known or None) for pid in pids

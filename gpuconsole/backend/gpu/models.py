@@ -98,6 +98,9 @@ class GpuSnapshot:
     #: (pid, /proc/<pid>/cgroup text, comm) read on the GPU host together with the process
     #: list, so attribution needs no second remote command; empty when not read that way.
     origins: tuple[tuple[int, str | None, str | None], ...] = ()
+    #: True when the source reads origins with its process list (a PID missing from
+    #: ``origins`` then has no /proc there: it exited), so nobody reads /proc again for it.
+    origins_read: bool = False
 
     @property
     def ok(self) -> bool:

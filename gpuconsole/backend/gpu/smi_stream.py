@@ -277,6 +277,7 @@ class SmiStreamSource:
             processes=processes,
             error=error or None,
             origins=origins,
+            origins_read=self._with_origins,
         )
 
     def close(self) -> None:
