@@ -772,12 +772,25 @@ class SshMachine:
                 f"{what} did not answer within {timeout:g} s: all {self._max_sessions} SSH "
                 f"sessions to {self._name} stay busy"
             )
+        import paramiko
+
         slot = _Slot(self._slots)
-        try:
-            chan = open_channel(t, "session", timeout=max(0.05, deadline - time.monotonic()))
-        except Exception as e:
-            slot.release()
-            raise self._failure(t, e, what, timeout) from e
+        pause = 0.05
+        while True:
+            try:
+                chan = open_channel(t, "session", timeout=max(0.05, deadline - time.monotonic()))
+                break
+            except paramiko.ChannelException as e:
+                # sshd counts a session we just closed until its own cleanup ran, so a burst
+                # can meet MaxSessions a moment early: that refusal is retried, briefly.
+                if time.monotonic() + pause >= deadline or not t.is_active():
+                    slot.release()
+                    raise self._failure(t, e, what, timeout) from e
+                time.sleep(pause)
+                pause = min(pause * 2, 0.4)
+            except Exception as e:
+                slot.release()
+                raise self._failure(t, e, what, timeout) from e
         self._bump("_sessions_opened")
         return chan, slot
 
@@ -885,14 +898,25 @@ class SshMachine:
         """Start ``argv`` with stderr merged; iterate its lines until it ends; ``close()`` stops
         it. Holds one session slot until closed or ended."""
         what = argv[0] if argv else "command"
+
+        def start(chan: paramiko.Channel) -> None:
+            chan.set_combine_stderr(True)
+            chan.exec_command(shlex.join(argv))
+            self._bump("_execs")
+
+        return SshLineStream(*self._start_session(what, start))
+
+    def _start_session(
+        self, what: str, start: Callable[[paramiko.Channel], None]
+    ) -> tuple[paramiko.Channel, _Slot]:
+        """A session channel set up by ``start`` within SETUP_TIMEOUT, with its slot held;
+        on any failure both are given back and the error says what failed."""
         deadline = time.monotonic() + SETUP_TIMEOUT
         t = self.transport()
         chan, slot = self._open_session(t, deadline, what, SETUP_TIMEOUT)
         alarm = _DEADLINES.schedule(deadline, chan.close)
         try:
-            chan.set_combine_stderr(True)
-            chan.exec_command(shlex.join(argv))
-            self._bump("_execs")
+            start(chan)
         except Exception as e:
             chan.close()
             slot.release()
@@ -901,7 +925,7 @@ class SshMachine:
             raise self._failure(t, e, what, SETUP_TIMEOUT) from e
         finally:
             alarm.cancel()
-        return SshLineStream(chan, slot)
+        return chan, slot
 
     def read_files(self, paths: Sequence[str], timeout: float = 10.0) -> dict[str, str]:
         """Read many small text files with ONE remote command (shell builtins, no process per
@@ -1042,26 +1066,16 @@ class SshMachine:
         """Run ``argv`` (None: the login shell) on a remote pseudo-terminal; holds a session
         slot until closed."""
         what = argv[0] if argv else "shell"
-        deadline = time.monotonic() + SETUP_TIMEOUT
-        t = self.transport()
-        chan, slot = self._open_session(t, deadline, what, SETUP_TIMEOUT)
-        alarm = _DEADLINES.schedule(deadline, chan.close)
-        try:
+
+        def start(chan: paramiko.Channel) -> None:
             chan.get_pty(term=term, width=cols, height=rows)
             if argv is None:
                 chan.invoke_shell()
             else:
                 chan.exec_command(shlex.join(argv))
                 self._bump("_execs")
-        except Exception as e:
-            chan.close()
-            slot.release()
-            if not alarm.pending:
-                raise CommandError(f"{what} did not start within {SETUP_TIMEOUT:g} s") from None
-            raise self._failure(t, e, what, SETUP_TIMEOUT) from e
-        finally:
-            alarm.cancel()
-        return SshPty(chan, slot)
+
+        return SshPty(*self._start_session(what, start))
 
     def close(self) -> None:
         """Stop the supervisor and close the connection (every channel on it ends). Returns

@@ -153,7 +153,8 @@ def test_without_the_session_limit_sshd_refuses_sessions(ssh_env: SshEnv) -> Non
             th.join(60)
         assert errors, "sshd accepted 30 sessions at once: is MaxSessions raised?"
         assert all(isinstance(e, CommandError) for e in errors)
-        assert "refused an SSH session" in str(errors[0])
+        # Refused sessions are retried briefly; what is still refused then says so.
+        assert any(w in str(errors[0]) for w in ("refused an SSH session", "open channel"))
     finally:
         m.close()
 
