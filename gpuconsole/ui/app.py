@@ -28,7 +28,6 @@ from gpuconsole.monitor.gpu_view import GpuView
 from gpuconsole.ui.messages import GpuUpdate, HostDown, LinkChanged, PollFailed, SnapshotReady
 from gpuconsole.ui.resources import stylesheet
 from gpuconsole.ui.screens.containers import ContainersScreen
-from gpuconsole.ui.widgets.host_line import HostLine
 
 
 class GpuconsoleApp(App[int]):
@@ -124,7 +123,7 @@ class GpuconsoleApp(App[int]):
     # screen's widgets exist (not before it is composed, not while the app shuts down).
     def _screen_ready(self) -> bool:
         screen = self.containers_screen
-        return screen.is_mounted and bool(screen.query(HostLine)) and not self._exit
+        return screen.live and not self._exit
 
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if self._screen_ready():

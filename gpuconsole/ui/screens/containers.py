@@ -97,6 +97,9 @@ class ContainersScreen(Screen[None]):
         self.needle = ""
         self.with_gpus = with_gpus
         self.pending_select: tuple[str, str] | None = None
+        #: True while composed: the app hands monitor news over only then (not before the
+        #: widgets exist, not while the app tears them down).
+        self.live = False
 
     # -- one-host views (the console of a single host reads as it always did) ---------------
 
@@ -152,6 +155,10 @@ class ContainersScreen(Screen[None]):
         self.table.focus()
         self.set_interval(5.0, self._age_stale_rows)
         self.fleet.start()  # results land here, so only now
+        self.live = True
+
+    def on_unmount(self) -> None:
+        self.live = False
 
     # -- data from the monitors -------------------------------------------------------------
 
