@@ -64,10 +64,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.tmuxpane import (
+    TMUX_SOCKET,
+    Control,
+    cpu_seconds,
+    machine_busy,
+    percentile,
+    print_targets,
+    start_tmux_server,
+    tmux,
+)
+
 LABEL = "gpuconsole-bench"
 RUN_LABEL = "gpuconsole-bench-run"
 ALIAS = "gpcbench"
-TMUX_SOCKET = f"gpcbench-{os.getpid()}"
 HELP_MARK = "Mouse: click a row"  # the console's help screen (gpuconsole/ui/screens/help.py)
 LESS_MARK = "SUMMARY OF LESS COMMANDS"
 COLS, ROWS = 160, 50
@@ -145,13 +155,6 @@ def median_time(fn: Callable[[], object], repeat: int) -> float:
         fn()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
-
-
-def percentile(values: Sequence[float], p: float) -> float:
-    """Nearest-rank percentile (p95 of 20 samples is the 19th smallest)."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * p // 100))
-    return ordered[int(rank) - 1]
 
 
 def free_port() -> int:
@@ -348,95 +351,6 @@ class Containers:
 # -- tmux harness -----------------------------------------------------------------------------
 
 
-def tmux(*args: str) -> str:
-    proc = subprocess.run(
-        ["tmux", "-L", TMUX_SOCKET, *args], capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"tmux {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-class Control:
-    """One tmux control-mode client: send-keys and capture-pane without a process each."""
-
-    def __init__(self, session: str) -> None:
-        self.session = session
-        self.proc = subprocess.Popen(
-            ["tmux", "-L", TMUX_SOCKET, "-C", "attach-session", "-t", session],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            bufsize=0,
-        )
-        self.marker = 0
-        self.command("refresh-client -f no-output")
-        self.sync()
-
-    def _block(self) -> list[str]:
-        assert self.proc.stdout is not None
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("the tmux control client ended")
-            if line.startswith(b"%begin"):
-                break
-        out: list[str] = []
-        while True:
-            line = self.proc.stdout.readline()
-            if not line or line.startswith((b"%end", b"%error")):
-                return out
-            out.append(line.decode("utf-8", "replace"))
-
-    def command(self, line: str) -> list[str]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        return self._block()
-
-    def sync(self) -> None:
-        """Read up to the answer of a marked command (skips the attach's own block)."""
-        self.marker += 1
-        mark = f"gpcbench-sync-{self.marker}"
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(f"display-message -p {mark}\n".encode())
-        while mark not in "".join(self._block()):
-            pass
-
-    def screen(self) -> str:
-        return "".join(self.command(f"capture-pane -p -t {self.session}"))
-
-    def key_latency(self, key: str, mark: str, shown: bool, timeout: float) -> float | None:
-        """Seconds from sending ``key`` to ``mark`` being on the pane (``shown``) or gone;
-        None if that did not happen within ``timeout``."""
-        start = time.perf_counter()
-        self.command(f"send-keys -t {self.session} {key}")
-        while True:
-            if (mark in self.screen()) == shown:
-                return time.perf_counter() - start
-            if time.perf_counter() - start > timeout:
-                return None
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.close()
-            self.proc.wait(5)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-
-
-def machine_busy() -> tuple[int, int]:
-    """(busy, total) jiffies of all CPUs, from /proc/stat."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return sum(fields) - idle, sum(fields)
-
-
-def cpu_seconds(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @dataclass
 class Session:
     cpu_percent: float | None = None
@@ -457,23 +371,6 @@ class Session:
 #: How long one key may take to show on the pane, and all of one session's keys together.
 KEY_TIMEOUT = 10.0
 KEYS_BUDGET = 60.0
-
-
-def start_tmux_server() -> None:
-    """One private tmux server for the whole run, kept up between sessions."""
-    tmux(
-        "start-server",
-        ";",
-        "set-option",
-        "-g",
-        "exit-empty",
-        "off",
-        ";",
-        "set-option",
-        "-g",
-        "remain-on-exit",
-        "on",
-    )
 
 
 def run_in_tmux(
@@ -1016,11 +913,10 @@ def print_table(res: Results, header: list[str]) -> None:
     for line in header:
         print(line)
     print()
-    print("part | measurement | result | target | met")
-    print("--- | --- | --- | --- | ---")
-    for r in res.rows:
-        met = "" if r.ok is None else ("yes" if r.ok else "**NO**")
-        print(f"{r.part} | {r.what} | {r.result} | {r.target} | {met}")
+    print_targets(
+        ("part", "measurement", "result", "target", "met"),
+        ((r.part, r.what, r.result, r.target, r.ok) for r in res.rows),
+    )
     print()
     for note in res.notes:
         print(f"- {note}")

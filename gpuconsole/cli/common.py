@@ -37,6 +37,9 @@ def add_host_option(parser: argparse.ArgumentParser, all_hosts: bool = False) ->
     parser.add_argument(
         "--host",
         metavar="NAME",
+        # No default of its own: ``gpuconsole --host H CMD`` (the global option) must not be
+        # overwritten by this parser's None.
+        default=argparse.SUPPRESS,
         help="act on this host of the config (default: the local engine, else the first host)",
     )
     if all_hosts:

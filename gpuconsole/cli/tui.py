@@ -44,6 +44,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         replay_name=args.gpu_replay.name if args.gpu_replay else None,
         config_path=settings.path,
         warnings=settings.host_errors,
+        shell_command=settings.shell,
     )
     app.run()
     return app.return_code or 0

@@ -40,6 +40,15 @@ class Fleet:
             if name is None or monitor.name == name:
                 monitor.wake()
 
+    def pause(self) -> None:
+        """Every monitor stops polling (the terminal is handed to a shell) until ``resume``."""
+        for monitor in self:
+            monitor.pause()
+
+    def resume(self) -> None:
+        for monitor in self:
+            monitor.resume()
+
     @property
     def show_all(self) -> bool:
         return all(m.show_all for m in self)

@@ -69,6 +69,10 @@ class HostMonitor:
         self._replay_name = replay_name
         self._wake = threading.Event()
         self._stopped = threading.Event()
+        #: Cleared while the console has handed the terminal to a shell: nothing is drawn then,
+        #: so nothing is asked of the host either.
+        self._running = threading.Event()
+        self._running.set()
         self._watch: EventWatch | None = None
         self.failures = 0
         #: The latest containers refresh (read by the GPU loop for attribution).
@@ -91,8 +95,22 @@ class HostMonitor:
     def wake(self) -> None:
         self._wake.set()
 
+    def pause(self) -> None:
+        """Stop polling after the refresh in progress (if any) until ``resume``."""
+        self._running.clear()
+
+    def resume(self) -> None:
+        """Poll again, at once."""
+        self._running.set()
+        self._wake.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
     def stop(self) -> None:
         self._stopped.set()
+        self._running.set()
         self._wake.set()
         watch, self._watch = self._watch, None
         if watch is not None:
@@ -134,6 +152,9 @@ class HostMonitor:
 
     def run_containers(self) -> None:
         while not self._stopped.is_set():
+            self._running.wait()
+            if self._stopped.is_set():
+                break
             self._wake.clear()
             wait = self.refresh_once()
             if self._stopped.is_set():
@@ -152,6 +173,9 @@ class HostMonitor:
         attributed_for: HostSnapshot | None = None
         attributed_pids: tuple[tuple[int, int], ...] = ()
         while not self._stopped.is_set():
+            self._running.wait()
+            if self._stopped.is_set():
+                break
             started = time.monotonic()
             try:
                 snapshot = source.sample()

@@ -47,6 +47,9 @@ class Settings:
     #: Bad ``[[hosts]]`` entries, each a sentence naming the file, the entry and the fix.
     host_errors: tuple[str, ...] = ()
     ssh: SshOptions = field(default_factory=SshOptions)
+    #: ``[shell] command``: what ``e`` / ``gpuconsole shell`` runs in a container (None: bash,
+    #: else sh).
+    shell: str | None = None
 
     def enabled_hosts(self) -> tuple[HostSpec, ...]:
         return tuple(h for h in self.hosts if h.enabled)
@@ -107,7 +110,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc} — fix that line") from exc
-    for table in ("docker", "ui", "gpu", "ssh"):
+    for table in ("docker", "ui", "gpu", "ssh", "shell"):
         if not isinstance(data.get(table, {}), dict):
             raise ConfigError(f"{path}: [{table}] must be a table — fix or remove it")
     docker = data.get("docker", {})
@@ -138,6 +141,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
         hosts=hosts,
         host_errors=host_errors,
         ssh=_ssh_options(data.get("ssh", {}), path),
+        shell=_get(data.get("shell", {}), "command", str, "shell", path) or None,
     )
 
 

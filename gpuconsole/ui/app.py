@@ -45,8 +45,11 @@ class GpuconsoleApp(App[int]):
         replay_name: str | None = None,
         config_path: Path | None = None,
         warnings: Sequence[str] = (),
+        shell_command: str | None = None,
     ) -> None:
         super().__init__()
+        #: ``[shell] command`` of the config: what ``e`` runs in a container (None: bash, else sh).
+        self.shell_command = shell_command
         self.hosts: tuple[Host, ...] = (hosts,) if isinstance(hosts, Host) else tuple(hosts)
         self.read_only = read_only
         self.refresh_seconds = refresh_seconds

@@ -127,3 +127,88 @@ def test_build_variant_refuses_a_base_without_apt(docker_client: Any) -> None:
         docker_client.images.get("gpct/none:1")
     # The probe container is gone too.
     assert not docker_client.containers.list(all=True, filters={"label": "gpuconsole.probe"})
+
+
+# -- o: into the launch from the console (the system ssh, else paramiko) -----------------------
+
+
+def _launch_ssh(ssh_image: str, keypair: Path) -> dict[str, Any]:
+    out = gc(
+        "launch", "--variant", "ssh", "--image", ssh_image, "--ssh-key", f"{keypair}.pub",
+        "--json", "-l", f"{TEST_LABEL}=1", *memlock(),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return dict(json.loads(out.stdout))
+
+
+def _console(home: Path, path: str) -> Any:
+    from terminals import TmuxConsole, console_argv
+
+    env = {"PATH": path, "HOME": str(home), "TERM": "xterm-256color", "LANG": "C.UTF-8"}
+    return TmuxConsole(console_argv("--docker-host", engine_url()), env)
+
+
+def _login_and_leave(tmux: Any) -> None:
+    tmux.wait_for("aiuser@")
+    tmux.type("echo $((6*7)) $USER")
+    tmux.keys("Enter")
+    tmux.wait_for("42 aiuser")
+    tmux.type("exit")
+    tmux.keys("Enter")
+
+
+@pytest.mark.parametrize("client", ["system ssh", "paramiko"])
+def test_o_opens_an_ssh_session_into_the_launch(
+    ssh_image: str, keypair: Path, docker_client: Any, tmp_path: Path, client: str
+) -> None:
+    result = _launch_ssh(ssh_image, keypair)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True, mode=0o700)
+    path = os.environ["PATH"]
+    if client == "paramiko":
+        empty = tmp_path / "bin"
+        empty.mkdir()
+        path = str(empty)  # no ssh here: the console's own session
+    tmux = _console(home, path)
+    try:
+        tmux.filter_to(result["name"])
+        tmux.keys("o")
+        # A launch's host key is new: asked with its fingerprint, under the launch's own name.
+        shown = tmux.wait_for("(yes/no")
+        assert f"gpuconsole-local-{result['id'][:12]}" in shown and "SHA256:" in shown
+        tmux.type("yes")
+        tmux.keys("Enter")
+        _login_and_leave(tmux)
+        tmux.wait_for("session ended (exit 0)")
+        # Known now: the second time goes straight in.
+        tmux.keys("o")
+        _login_and_leave(tmux)
+        # One entry, for this launch only (ssh may hash the name).
+        known = (home / ".ssh" / "known_hosts").read_text().splitlines()
+        assert len(known) == 1 and "127.0.0.1" not in known[0]
+    finally:
+        tmux.close()
+        docker_client.api.remove_container(result["id"], force=True)
+
+
+def test_o_refuses_a_changed_host_key(
+    ssh_image: str, keypair: Path, docker_client: Any, tmp_path: Path
+) -> None:
+    result = _launch_ssh(ssh_image, keypair)
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True, mode=0o700)
+    other = paramiko.Ed25519Key.from_private_key_file(str(keypair))  # not the launch's key
+    alias = f"gpuconsole-local-{result['id'][:12]}"
+    (home / ".ssh" / "known_hosts").write_text(f"{alias} {other.get_name()} {other.get_base64()}\n")
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    tmux = _console(home, str(empty))
+    try:
+        tmux.filter_to(result["name"])
+        tmux.keys("o")
+        shown = tmux.wait_for("CHANGED")
+        assert "refused" in shown and "known_hosts:1" in shown
+        assert "Filter" in shown, "the console is back, nothing was logged into"
+    finally:
+        tmux.close()
+        docker_client.api.remove_container(result["id"], force=True)

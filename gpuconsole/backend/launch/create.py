@@ -19,6 +19,7 @@ from gpuconsole.backend.launch.spec import (
     LABEL_GPUS,
     LABEL_PORT,
     LABEL_PROFILE,
+    LABEL_SSH_IDENTITY,
     LABEL_SSH_USER,
     LABEL_TOKEN_ENV,
     LABEL_VARIANT,
@@ -62,6 +63,8 @@ def launch_labels(plan: LaunchPlan) -> dict[str, str]:
         labels[LABEL_TOKEN_ENV] = TOKEN_ENV
     if plan.variant == "ssh":
         labels[LABEL_SSH_USER] = SSH_USER
+        if plan.ssh_key_path:
+            labels[LABEL_SSH_IDENTITY] = plan.ssh_key_path
     return labels
 
 

@@ -37,6 +37,7 @@ from gpuconsole.backend.launch.readiness import (
 from gpuconsole.backend.launch.spec import (
     LABEL_BIND,
     LABEL_PORT,
+    LABEL_SSH_IDENTITY,
     LABEL_SSH_USER,
     LABEL_TOKEN_ENV,
     LABEL_VARIANT,
@@ -472,7 +473,11 @@ def describe_launch(host: DockerHost, ref: str) -> LaunchResult:
         else None,
         token=token,
         ssh_command=ssh_command(
-            bind, int(port), labels.get(LABEL_SSH_USER, "aiuser"), jump=jump_host(host)
+            bind,
+            int(port),
+            labels.get(LABEL_SSH_USER, "aiuser"),
+            identity=labels.get(LABEL_SSH_IDENTITY),
+            jump=jump_host(host),
         )
         if variant == "ssh" and port
         else None,

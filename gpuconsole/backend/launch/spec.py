@@ -38,6 +38,8 @@ LABEL_CONTAINER_PORT = "gpuconsole.container-port"
 LABEL_BIND = "gpuconsole.bind"
 LABEL_GPUS = "gpuconsole.gpus"
 LABEL_SSH_USER = "gpuconsole.ssh-user"
+#: The private key (a path on the launching machine) that logs in: ``o`` and the details reuse it.
+LABEL_SSH_IDENTITY = "gpuconsole.ssh-identity"
 LABEL_TOKEN_ENV = "gpuconsole.token-env"
 LABEL_VERSION = "gpuconsole.version"
 TOKEN_ENV = "JUPYTER_TOKEN"

@@ -182,7 +182,7 @@ def _passwd_home() -> str | None:
         return None
 
 
-def _home_moved() -> bool:
+def home_moved() -> bool:
     """``$HOME`` is not the password database's home: ``ssh -G`` would read the other
     ~/.ssh/config, so the fallback (which reads ``$HOME``'s) answers instead."""
     pw_home = _passwd_home()
@@ -599,7 +599,7 @@ def resolve_target(
     final_port = port if port is not None else spec_port
     ident = os.path.expanduser(identity_file) if identity_file else None
     cfg = os.path.expanduser(config_path) if config_path else None
-    ssh = shutil.which("ssh") if use_ssh_binary and not _home_moved() else None
+    ssh = shutil.which("ssh") if use_ssh_binary and not home_moved() else None
     options: dict[str, list[str]] | None = None
     if ssh:
         try:

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 #: Actions that change something; refused (with a message) in read-only mode.
 MUTATING = frozenset({"start", "stop", "restart", "remove"})
+#: Sessions that hand over the terminal: a shell can change anything, so read-only refuses.
+SESSIONS = frozenset({"shell", "host_shell", "open"})
 
 
 class ContainersScreen(Screen[None]):
@@ -63,6 +65,22 @@ class ContainersScreen(Screen[None]):
             "details",
             "Details",
             tooltip="Details: image, command, limits, mounts, ports, labels, env",
+        ),
+        Binding("l", "logs", "Logs", tooltip="Follow the selected container's output"),
+        Binding("e", "shell", "Shell", tooltip="A shell in the selected container (bash, else sh)"),
+        Binding(
+            "E",
+            "host_shell",
+            "Host shell",
+            show=False,
+            tooltip="A login shell on the selected container's host (over its SSH connection)",
+        ),
+        Binding(
+            "o",
+            "open",
+            "Open",
+            show=False,
+            tooltip="An SSH launch: ssh into it; a Jupyter launch: open it in the browser",
         ),
         Binding("h", "hosts", "Hosts", tooltip="Every host: state, latency, engine, GPUs"),
         Binding("left_square_bracket", "prev_host", "Prev host", show=False),
@@ -364,7 +382,7 @@ class ContainersScreen(Screen[None]):
     # -- keys -------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in MUTATING | {"details"}:
+        if action in MUTATING | SESSIONS | {"details", "logs"} and action != "host_shell":
             selected = self.table.selected if self.table.row_count else None
             if selected is None or self.statuses[selected[0]].state is not EngineState.UP:
                 return None  # shown dimmed: nothing to act on
@@ -456,6 +474,77 @@ class ContainersScreen(Screen[None]):
             return
         host, cid, name = sel
         self.app.push_screen(DetailsScreen(host, cid, name, read_only=self.read_only))
+
+    def action_logs(self) -> None:
+        if not (sel := self._selected()):
+            return
+        from gpuconsole.ui.screens.logs import LogsScreen
+
+        host, cid, name = sel
+        self.app.push_screen(LogsScreen(host, cid, name))
+
+    # -- sessions: the terminal handed to a shell (see ui/handover.py) -------------------------
+
+    def _shell(self, host: Host, container: str | None) -> None:
+        from gpuconsole.backend.shells.session import ShellRequest
+        from gpuconsole.ui.handover import open_shell
+
+        # The config's shell is for containers; a host gets its user's login shell.
+        shell = getattr(self.app, "shell_command", None) if container else None
+        open_shell(self.app, self.fleet, ShellRequest(host, container, shell=shell))
+
+    def action_shell(self) -> None:
+        if self._refuse_if_read_only("shell") or not (sel := self._selected()):
+            return
+        host, cid, name = sel
+        c = self.table.rows_shown.get(self.table.selected_key or "")
+        if c is None or c.running:
+            self._shell(host, name)
+            return
+
+        def decided(yes: bool | None) -> None:
+            if yes:
+                self._start_then_shell(host, cid, name)
+
+        self.app.push_screen(
+            ConfirmScreen(
+                "Container not running",
+                f"{name} is not running ({c.status}). Start it and open a shell?",
+                yes="Start",
+            ),
+            decided,
+        )
+
+    def _start_then_shell(self, host: Host, cid: str, name: str) -> None:
+        def body() -> None:
+            try:
+                host.engine.start(cid)
+            except GpuconsoleError as exc:
+                self.app.call_from_thread(
+                    self.notify, str(exc), title="Start failed", severity="error"
+                )
+                return
+            finally:
+                self.fleet.wake(host.name)
+            self.app.call_from_thread(self._shell, host, name)
+
+        self.notify(f"Starting {name}…", timeout=2)
+        self.run_worker(body, thread=True, group="actions", exit_on_error=False)
+
+    def action_host_shell(self) -> None:
+        if self._refuse_if_read_only("host shell"):
+            return
+        selected = self.table.selected
+        name = self.scope or (selected[0] if selected else self.hosts[0].name)
+        self._shell(self.by_name[name], None)
+
+    def action_open(self) -> None:
+        if self._refuse_if_read_only("open") or not (sel := self._selected()):
+            return
+        host, cid, name = sel
+        from gpuconsole.ui.reach import open_launch
+
+        open_launch(self.app, self.fleet, host, cid, name)
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:

@@ -94,6 +94,8 @@ class DetailsScreen(ModalScreen[None]):
         Binding("q", "dismiss", "Back", show=False),
         Binding("c", "copy", "Copy URL / ssh"),
         Binding("o", "open", "Open"),
+        Binding("e", "shell", "Shell"),
+        Binding("l", "logs", "Logs"),
     ]
 
     def __init__(
@@ -110,6 +112,7 @@ class DetailsScreen(ModalScreen[None]):
         self._name = name
         self.launch = self._tunnelled(launch)
         self._read_only = read_only
+        self._container_running: bool | None = None  # known once the details are loaded
 
     def _tunnelled(self, launch: LaunchResult | None) -> LaunchResult | None:
         """A remote launch's Jupyter URL through a local tunnel (the port is on the host's
@@ -143,7 +146,26 @@ class DetailsScreen(ModalScreen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("copy", "open"):
             return self.launch is not None and bool(self.launch.url or self.launch.ssh_command)
+        if action == "shell":  # hidden in read-only mode; dimmed while the container is stopped
+            if self._read_only:
+                return False
+            return None if self._container_running is False else True
         return True
+
+    def action_shell(self) -> None:
+        from gpuconsole.backend.shells.session import ShellRequest
+        from gpuconsole.ui.handover import open_shell
+
+        fleet = getattr(self.app, "fleet", None)
+        if self._read_only or fleet is None:
+            return
+        shell = getattr(self.app, "shell_command", None)
+        open_shell(self.app, fleet, ShellRequest(self._host, self._container_id, shell=shell))
+
+    def action_logs(self) -> None:
+        from gpuconsole.ui.screens.logs import LogsScreen
+
+        self.app.push_screen(LogsScreen(self._host, self._container_id, self._name or ""))
 
     def _target(self) -> str | None:
         if self.launch is None:
@@ -161,22 +183,28 @@ class DetailsScreen(ModalScreen[None]):
         self.notify(f"Copied to the clipboard{f' ({tool})' if tool else ' (OSC 52)'}")
 
     def action_open(self) -> None:
-        import shlex
-        import subprocess
-
         from gpuconsole.backend.launch.desktop import open_in_browser
+        from gpuconsole.ui.reach import open_launch
 
         if self.launch is None:
             return
-        if self.launch.url:
+        if self.launch.url:  # already through the tunnel for a remote host
             if not open_in_browser(self.launch.url):
                 self.notify(
                     "No browser can be started here; press c to copy the URL", severity="warning"
                 )
             return
         if self.launch.ssh_command:
-            with self.app.suspend():
-                subprocess.run(shlex.split(self.launch.ssh_command), check=False)
+            fleet = getattr(self.app, "fleet", None)
+            if fleet is not None:
+                open_launch(
+                    self.app,
+                    fleet,
+                    self._host,
+                    self._container_id,
+                    self._name or self._container_id[:12],
+                    self.launch,
+                )
 
     def _show_reach(self) -> None:
         reach = self.query_one("#details-reach", Static)
@@ -208,6 +236,8 @@ class DetailsScreen(ModalScreen[None]):
 
     def _show(self, details: ContainerDetails) -> None:
         self.query_one("#details-body", Static).update(render_details(details))
+        self._container_running = details.summary.running
+        self.refresh_bindings()
 
     def _show_error(self, message: str) -> None:
         self.query_one("#details-body", Static).update(Text(message, style="red"))

@@ -40,9 +40,14 @@ class HelpScreen(ModalScreen[None]):
             yield Static(table)
             if self._read_only:
                 yield Static(
-                    "Read-only mode: start, stop, restart and remove are disabled.",
+                    "Read-only mode: start, stop, restart, remove and shells are disabled.",
                     id="help-readonly",
                 )
             yield Static(
                 "Mouse: click a row to select it, click it again for details.", id="help-mouse"
+            )
+            yield Static(
+                "In a shell (e, E, o): the console waits until it ends; ~. at the start of a "
+                "line leaves one that hangs.",
+                id="help-shell",
             )

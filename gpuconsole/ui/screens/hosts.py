@@ -2,7 +2,8 @@
 
 ``enter`` shows that host alone, ``a`` every host; ``t`` trusts a host key never seen before
 (after showing its SHA256 fingerprint; a changed key is refused and cannot be accepted here);
-``r`` reconnects at once instead of waiting for the back-off.
+``r`` reconnects at once instead of waiting for the back-off; ``s`` opens a login shell on the
+host (over its SSH connection).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class HostsScreen(ModalScreen[str | None]):
         Binding("a", "all", "All hosts"),
         Binding("t", "trust", "Trust host key"),
         Binding("r", "retry", "Reconnect"),
+        Binding("s", "shell", "Shell on host"),
         Binding("escape", "dismiss_none", "Back"),
     ]
 
@@ -125,6 +127,20 @@ class HostsScreen(ModalScreen[str | None]):
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)
+
+    def action_shell(self) -> None:
+        host = self._selected()
+        if host is None:
+            return
+        if self.main.read_only:
+            from gpuconsole.backend.errors import ReadOnlyMode
+
+            self.notify(str(ReadOnlyMode("host shell")), title="Read-only", severity="warning")
+            return
+        from gpuconsole.backend.shells.session import ShellRequest
+        from gpuconsole.ui.handover import open_shell
+
+        open_shell(self.app, self.main.fleet, ShellRequest(host))  # the host's login shell
 
     def action_retry(self) -> None:
         host = self._selected()
