@@ -21,6 +21,7 @@ from gpuconsole.backend.docker.engine import default_docker_host
 from gpuconsole.backend.hosts.open import local_host
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.screens.details import DetailsScreen
+from gpuconsole.ui.screens.logs import LogsScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable
 
 OUT = Path(__file__).resolve().parent.parent / "screenshots"
@@ -28,11 +29,24 @@ IMAGE = os.environ.get("GPUCONSOLE_TEST_IMAGE", "gpuconsole-test/busybox:1")
 LABEL = {"gpuconsole-demo": "1"}
 
 
+#: What a training run prints (stdout) and warns (stderr), for the logs screenshot.
+TRAINING_LOG = (
+    "echo 'loading ImageNet train split: 1,281,167 images'; "
+    "echo 'UserWarning: TypedStorage is deprecated' >&2; "
+    "awk 'BEGIN { for (i = 1; i <= 60; i++) printf "
+    '"epoch %2d/90  step %5d  loss %.4f  top1 %.3f  lr %.5f  %4.0f img/s\\n", '
+    "int(i / 20) + 1, i * 250, 2.3 / (1 + i / 8) + 0.05, i / (i + 12), "
+    "0.1 - i * 0.0012, 2380 + (i * 37) % 80 }'; "
+    "echo 'checkpoint saved: /workspace/ckpt/epoch-03.pt'; "
+    "echo 'NCCL WARN: P2P not supported between GPU 0 and GPU 1, using SHM' >&2"
+)
+
+
 def start_demo(client: docker.DockerClient, workdir: str) -> None:
     """Four labelled containers that look like a workstation's day: busy, idle, exited."""
     run = partial(client.containers.run, IMAGE, detach=True)
     run(
-        ["sh", "-c", "while :; do :; done"],
+        ["sh", "-c", TRAINING_LOG + "; while :; do :; done"],
         name="train-resnet50",
         labels={**LABEL, "gpuconsole.variant": "ssh"},
         mem_limit="2g",
@@ -104,6 +118,16 @@ async def shoot() -> None:
         table.select_id(name["train-resnet50"])
         await pilot.pause(0.2)
         app.save_screenshot("containers.svg", str(OUT))
+        await pilot.press("l")
+        while not isinstance(app.screen, LogsScreen) or "following" not in app.screen.status_text:
+            await pilot.pause(0.1)
+        await pilot.press("slash")
+        await pilot.press(*"loss 0.6")
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        app.save_screenshot("logs.svg", str(OUT))
+        await pilot.press("escape")
+        await pilot.pause(0.3)
         table.select_id(name["jupyter-ana-1"])
         await pilot.press("enter")
         while not isinstance(app.screen, DetailsScreen):
