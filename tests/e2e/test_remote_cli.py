@@ -622,6 +622,39 @@ def test_ssh_launch_over_ssh_prints_a_jump_command_that_logs_in(
     assert login.stdout.strip() == "aiuser"
 
 
+def test_o_reaches_a_remote_ssh_launch_through_the_console_tunnel(
+    home: Path, config: Path, run_label: str, ssh_image: str
+) -> None:
+    """``o`` in the console: the system ssh into a launch on the remote host, through the
+    console's own tunnel (its loopback port is on the host, not here)."""
+    from terminals import TmuxConsole, console_argv
+
+    key = ssh_env()["GPUCONSOLE_TEST_SSH_KEY"]
+    name = f"gpct-ssh-{uuid.uuid4().hex[:8]}"
+    out = gc(
+        home, config, "launch", "--host", "loop", "--variant", "ssh", "--image", ssh_image,
+        "--ssh-key", f"{key}.pub", "--name", name, "--json", *memlock(),
+        "-l", f"{TEST_LABEL}=1", "-l", run_label,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    env = {"PATH": os.environ["PATH"], "HOME": str(home), "TERM": "xterm-256color"}
+    tmux = TmuxConsole(console_argv("--config", str(config), "--host", "loop"), env)
+    try:
+        tmux.filter_to(name)
+        tmux.keys("o")
+        shown = tmux.wait_for("(yes/no")
+        assert "gpuconsole-loop-" in shown, "the launch's own host key alias"
+        tmux.type("yes")
+        tmux.keys("Enter")
+        tmux.wait_for("aiuser@")
+        time.sleep(0.5)
+        tmux.type("echo $((6*7)) $USER; exit")
+        tmux.keys("Enter")
+        tmux.wait_for("session ended (exit 0)")
+    finally:
+        tmux.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # 9. One SSH connection per CLI run
 

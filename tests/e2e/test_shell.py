@@ -315,3 +315,26 @@ def test_refusals_name_the_option_to_fix(make_container: Callable[..., Any]) -> 
     assert out.returncode == 126 and "gpuconsole:" not in out.stderr
     out = run_cli("shell")
     assert out.returncode == 2 and "give a container NAME, or --host" in out.stderr
+
+
+def test_console_host_shell_over_ssh_adds_no_login(
+    remote: tuple[Path, Path, Any],
+    make_container: Callable[..., Any],
+    console: Callable[..., TmuxConsole],
+) -> None:
+    home, config, sshd = remote
+    c = make_container("sleep 3600")
+    tmux = console("--config", str(config), "--host", "loop", home=home)
+    tmux.filter_to(c.name)
+    wait_for(lambda: _logins(sshd.log_path) >= 1, what="the console's login")
+    time.sleep(1.0)
+    before = _logins(sshd.log_path)
+    tmux.keys("E")  # the selected container's host: a login shell there
+    tmux.wait_for("root@")
+    time.sleep(1.0)  # a login shell may still be reading its profile: typeahead can be dropped
+    tmux.type("echo host-$((6*7)); exit 4")
+    tmux.keys("Enter")
+    shown = tmux.wait_for("exited with code 4")
+    assert "host loop" in shown
+    assert "host-42" not in shown, "the console is back over the shell's output"
+    assert _logins(sshd.log_path) == before, "the host shell used the console's connection"

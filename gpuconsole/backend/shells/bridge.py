@@ -108,7 +108,7 @@ def attach(
         import tty
 
         saved = termios.tcgetattr(stdin_fd)
-        tty.setraw(stdin_fd)
+        tty.setraw(stdin_fd, termios.TCSADRAIN)  # keep what was typed ahead
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     old_handler = _watch_resizes(wake_w)
