@@ -280,18 +280,28 @@ def test_console_hands_the_terminal_to_a_shell_and_comes_back(
     assert c.name in shown and other.name not in shown, "the filter is as it was"
 
 
-def test_console_shell_over_ssh_adds_no_login(
+def _remote_console(
     remote: tuple[Path, Path, Any],
     make_container: Callable[..., Any],
     console: Callable[..., TmuxConsole],
-) -> None:
+) -> tuple[TmuxConsole, Any, int]:
+    """The console on host ``loop`` (a private sshd) with a container selected; the sshd's
+    login count once the console's own connection is up."""
     home, config, sshd = remote
     c = make_container("sleep 3600")
     tmux = console("--config", str(config), "--host", "loop", home=home)
     tmux.filter_to(c.name)
     wait_for(lambda: _logins(sshd.log_path) >= 1, what="the console's login")
     time.sleep(1.0)
-    before = _logins(sshd.log_path)
+    return tmux, sshd, _logins(sshd.log_path)
+
+
+def test_console_shell_over_ssh_adds_no_login(
+    remote: tuple[Path, Path, Any],
+    make_container: Callable[..., Any],
+    console: Callable[..., TmuxConsole],
+) -> None:
+    tmux, sshd, before = _remote_console(remote, make_container, console)
     tmux.keys("e")
     tmux.wait_for("\n/ #")
     tmux.type("hostname; exit 0")
@@ -322,13 +332,7 @@ def test_console_host_shell_over_ssh_adds_no_login(
     make_container: Callable[..., Any],
     console: Callable[..., TmuxConsole],
 ) -> None:
-    home, config, sshd = remote
-    c = make_container("sleep 3600")
-    tmux = console("--config", str(config), "--host", "loop", home=home)
-    tmux.filter_to(c.name)
-    wait_for(lambda: _logins(sshd.log_path) >= 1, what="the console's login")
-    time.sleep(1.0)
-    before = _logins(sshd.log_path)
+    tmux, sshd, before = _remote_console(remote, make_container, console)
     tmux.keys("E")  # the selected container's host: a login shell there
     tmux.wait_for("root@")
     time.sleep(1.0)  # a login shell may still be reading its profile: typeahead can be dropped

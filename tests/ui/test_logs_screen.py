@@ -7,10 +7,11 @@ the file ``s`` writes; the view's line records only where the screen shows them 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import stat
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,15 @@ def view_of(screen: LogsScreen) -> LogView:
     return screen.query_one(LogView)
 
 
+@contextlib.asynccontextmanager
+async def logs_of(c: Any) -> AsyncIterator[tuple[GpuconsoleApp, Any, LogsScreen, LogView]]:
+    """The console on the real engine, on ``c``'s logs screen (opened with ``l``)."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_logs(app, pilot, c)
+        yield app, pilot, screen, view_of(screen)
+
+
 def rows(view: LogView) -> list[str]:
     """The rows on screen, as drawn (gutter included)."""
     return [view.render_line(y).text.rstrip() for y in range(view.size.height)]
@@ -82,10 +92,7 @@ async def test_follows_live_lines_and_marks_the_exit_code(make_container: Any) -
     c = make_container(
         f'i=0; until [ -e {GO} ]; do i=$((i+1)); echo "line $i"; sleep 0.1; done; exit 3'
     )
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_logs(app, pilot, c)
-        view = view_of(screen)
+    async with logs_of(c) as (_app, pilot, screen, view):
         assert f"Logs: {c.name} on local" in str(screen.query_one("#logs-title").render())
         await until(pilot, lambda: len(view.lines) >= 5, what="the first lines")
         seen = len(view.lines)
@@ -105,10 +112,7 @@ async def test_follows_live_lines_and_marks_the_exit_code(make_container: Any) -
 async def test_tail_of_a_stopped_container_and_its_exit(make_container: Any) -> None:
     c = make_container("seq 1 5000; exit 7")
     c.wait(timeout=30)
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_logs(app, pilot, c)
-        view = view_of(screen)
+    async with logs_of(c) as (_app, pilot, _screen, view):
         await until(pilot, lambda: bool(ended(view)), what="the end marker")
         assert texts(view)[:-1] == [str(i) for i in range(4001, 5001)]  # the last 1000 only
         assert ended(view) == "── container is not running (exited with code 7) ──"
@@ -121,10 +125,7 @@ async def test_stderr_lines_are_marked(make_container: Any) -> None:
     c = make_container(
         "echo to-stdout; sleep 0.3; echo to-stderr >&2; sleep 0.3; echo stdout-again; sleep 3600"
     )
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_logs(app, pilot, c)
-        view = view_of(screen)
+    async with logs_of(c) as (_app, pilot, screen, view):
         await until(pilot, lambda: len(view.lines) == 3, what="three lines")
         assert [(kind, text) for kind, text, _ in view.lines] == [
             ("stdout", "to-stdout"),
@@ -149,10 +150,7 @@ async def test_search_with_n_and_N_cycles_the_matches(make_container: Any) -> No
         'i=1; while [ $i -le 200 ]; do if [ $((i % 50)) -eq 0 ]; then echo "needle $i"; '
         'else echo "hay $i"; fi; i=$((i+1)); done; sleep 3600'
     )
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_logs(app, pilot, c)
-        view = view_of(screen)
+    async with logs_of(c) as (_app, pilot, screen, view):
         await until(pilot, lambda: len(view.lines) == 200, what="200 lines")
         await pilot.press("t")  # timestamps off: the rows then read as the lines
 
@@ -190,10 +188,7 @@ async def test_search_with_n_and_N_cycles_the_matches(make_container: Any) -> No
 async def test_timestamps_and_wrap_toggles(make_container: Any) -> None:
     long = "x" * 150 + "END"
     c = make_container(f"echo short; echo {long}; sleep 3600")
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_logs(app, pilot, c)
-        view = view_of(screen)
+    async with logs_of(c) as (_app, pilot, screen, view):
         await until(pilot, lambda: len(view.lines) == 2, what="two lines")
         await pilot.pause(0.1)
         first = view.render_line(0).text
@@ -220,10 +215,7 @@ async def test_timestamps_and_wrap_toggles(make_container: Any) -> None:
 
 async def test_pause_freezes_the_view_and_counts_new_lines(make_container: Any) -> None:
     c = make_container('i=0; while :; do i=$((i+1)); echo "tick $i"; sleep 0.1; done')
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_logs(app, pilot, c)
-        view = view_of(screen)
+    async with logs_of(c) as (_app, pilot, screen, view):
         await until(pilot, lambda: len(view.lines) >= 5, what="a few ticks")
         await pilot.press("p")
         frozen_rows, frozen_count = rows(view), len(view.lines)
@@ -243,10 +235,7 @@ async def test_a_flood_while_paused_keeps_the_last_lines_and_counts_them_all(
     make_container: Any,
 ) -> None:
     c = make_container(f"until [ -e {GO} ]; do sleep 0.1; done; seq 1 30000; sleep 3600")
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_logs(app, pilot, c)
-        view = view_of(screen)
+    async with logs_of(c) as (_app, pilot, screen, view):
         await pilot.press("p")
         await go(c)
         await until(pilot, lambda: "PAUSED, 30,000 new" in screen.status_text, 30, "the count")
@@ -266,10 +255,7 @@ async def test_save_writes_the_lines_as_shown(
     c = make_container(
         "echo alpha; sleep 0.3; echo beta >&2; sleep 0.3; printf 'gamma\\tdelta\\n'; sleep 3600"
     )
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_logs(app, pilot, c)
-        view = view_of(screen)
+    async with logs_of(c) as (app, pilot, _screen, view):
         await until(pilot, lambda: len(view.lines) == 3, what="three lines")
         await pilot.press("s")
         await until(pilot, lambda: len(list(tmp_path.glob("*.log"))) == 1, what="a saved file")
@@ -294,10 +280,7 @@ async def test_the_buffer_is_bounded_and_keeps_the_view_sensible(make_container:
     c = make_container(
         f"seq 1 300; until [ -e {GO} ]; do sleep 0.1; done; seq 301 30000; sleep 3600"
     )
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_logs(app, pilot, c)
-        view = view_of(screen)
+    async with logs_of(c) as (_app, pilot, screen, view):
         await until(pilot, lambda: len(view.lines) == 300, what="the first 300 lines")
         await pilot.press("pageup")  # away from the end: the view stops following
         await until(pilot, lambda: not view.following, what="not following")
@@ -315,10 +298,7 @@ async def test_the_buffer_is_bounded_and_keeps_the_view_sensible(make_container:
 
 async def test_leaving_closes_the_stream(make_container: Any) -> None:
     c = make_container('while :; do echo "chatter"; sleep 0.02; done')
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_logs(app, pilot, c)
-        view = view_of(screen)
+    async with logs_of(c) as (app, pilot, screen, view):
         follower = screen.follower
         await until(pilot, lambda: len(view.lines) > 10, what="some chatter")
         await pilot.press("escape")
@@ -337,10 +317,7 @@ async def test_escape_sequences_render_as_text(make_container: Any) -> None:
         r"\001end\n'; echo plain; sleep 3600",
         tty=True,
     )
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_logs(app, pilot, c)
-        view = view_of(screen)
+    async with logs_of(c) as (_app, pilot, _screen, view):
         await until(pilot, lambda: len(view.lines) == 2, what="two lines")
         await pilot.press("t")
         assert texts(view) == ["red bell␇ [b]markup[/b] ␁end", "plain"]
@@ -376,10 +353,7 @@ async def test_a_line_longer_than_the_engine_stores_at_once_reads_as_written(
     # The engine keeps a line in 16 KiB parts, each with its own timestamp
     # (`docker logs -t` shows them inside the line); the screen shows the line as written.
     c = make_container("head -c 40000 /dev/zero | tr '\\0' x; echo; echo after; sleep 3600")
-    app = make_app()
-    async with app.run_test(size=SIZE) as pilot:
-        screen = await open_logs(app, pilot, c)
-        view = view_of(screen)
+    async with logs_of(c) as (_app, pilot, _screen, view):
         await until(pilot, lambda: len(view.lines) == 2, what="two lines")
         assert texts(view) == ["x" * 40000, "after"]
         await pilot.press("t", "w")  # no stamps, wrapped: rows of x to the end, then "after"
