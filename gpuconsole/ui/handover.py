@@ -11,6 +11,7 @@ the way back the monitors resume and one line says how the session ended.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -87,6 +88,12 @@ def run_suspended(
         app.notify(f"the session failed: {exc}", title="Shell", severity="error")
         return None
     finally:
-        with contextlib.suppress(Exception):
-            cleanup()
+        # Closing may hang up a program still running (API calls, a /proc read on the host):
+        # never on the loop, whose host may be the one that stopped answering.
+        threading.Thread(target=_quietly, args=(cleanup,), name="shell-close", daemon=True).start()
         fleet.resume()
+
+
+def _quietly(call: Callable[[], None]) -> None:
+    with contextlib.suppress(Exception):
+        call()

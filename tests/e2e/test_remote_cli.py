@@ -476,27 +476,9 @@ def test_jupyter_launch_over_ssh_and_a_tunnel_to_it(
     home: Path, config: Path, run_label: str, docker_client: Any
 ) -> None:
     name = f"gpct-jup-{uuid.uuid4().hex[:8]}"
-    out = gc(
-        home,
-        config,
-        "launch",
-        "--host",
-        "loop",
-        "--variant",
-        "jupyter",
-        "--image",
-        JUPYTER_IMAGE,
-        "--name",
-        name,
-        "--json",
-        *memlock(),
-        "-l",
-        f"{TEST_LABEL}=1",
-        "-l",
-        run_label,
+    result = launch_on_loop(
+        home, config, run_label, "--variant", "jupyter", "--image", JUPYTER_IMAGE, "--name", name
     )
-    assert out.returncode == 0, out.stderr
-    result = json.loads(out.stdout)
     assert result["host"] == "loop" and result["name"] == name
     token = result["token"]
     assert token and len(token) >= 32
@@ -544,6 +526,25 @@ def test_jupyter_launch_over_ssh_and_a_tunnel_to_it(
         docker_client.containers.get(result["id"])
 
 
+def launch_on_loop(home: Path, config: Path, run_label: str, *args: str) -> dict[str, Any]:
+    """``gpuconsole launch --host loop ARGS --json`` (labelled for clean-up); its result."""
+    out = gc(
+        home, config, "launch", "--host", "loop", *args, "--json", *memlock(),
+        "-l", f"{TEST_LABEL}=1", "-l", run_label,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    return dict(json.loads(out.stdout))
+
+
+def ssh_launch_on_loop(home: Path, config: Path, run_label: str, image: str) -> dict[str, Any]:
+    """An SSH launch on ``loop`` that the test key logs into."""
+    key = ssh_env()["GPUCONSOLE_TEST_SSH_KEY"]
+    return launch_on_loop(
+        home, config, run_label, "--variant", "ssh", "--image", image,
+        "--ssh-key", f"{key}.pub", "--name", f"gpct-ssh-{uuid.uuid4().hex[:8]}",
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def ssh_image(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[str]:
     """The SSH variant of the Debian test image, built on the remote host over SSH."""
@@ -576,29 +577,7 @@ def test_ssh_launch_over_ssh_prints_a_jump_command_that_logs_in(
 ) -> None:
     env = ssh_env()
     key = env["GPUCONSOLE_TEST_SSH_KEY"]
-    out = gc(
-        home,
-        config,
-        "launch",
-        "--host",
-        "loop",
-        "--variant",
-        "ssh",
-        "--image",
-        ssh_image,
-        "--ssh-key",
-        f"{key}.pub",
-        "--name",
-        f"gpct-ssh-{uuid.uuid4().hex[:8]}",
-        "--json",
-        *memlock(),
-        "-l",
-        f"{TEST_LABEL}=1",
-        "-l",
-        run_label,
-    )
-    assert out.returncode == 0, out.stderr
-    command = json.loads(out.stdout)["ssh_command"]
+    command = ssh_launch_on_loop(home, config, run_label, ssh_image)["ssh_command"]
     assert f"-J root@127.0.0.1:{env['GPUCONSOLE_TEST_SSH_PORT']}" in command
 
     # The printed command logs in (through the host's sshd to its loopback). -F is passed on
@@ -629,14 +608,7 @@ def test_o_reaches_a_remote_ssh_launch_through_the_console_tunnel(
     console's own tunnel (its loopback port is on the host, not here)."""
     from terminals import TmuxConsole, console_argv
 
-    key = ssh_env()["GPUCONSOLE_TEST_SSH_KEY"]
-    name = f"gpct-ssh-{uuid.uuid4().hex[:8]}"
-    out = gc(
-        home, config, "launch", "--host", "loop", "--variant", "ssh", "--image", ssh_image,
-        "--ssh-key", f"{key}.pub", "--name", name, "--json", *memlock(),
-        "-l", f"{TEST_LABEL}=1", "-l", run_label,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr
+    name = ssh_launch_on_loop(home, config, run_label, ssh_image)["name"]
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "TERM": "xterm-256color"}
     tmux = TmuxConsole(console_argv("--config", str(config), "--host", "loop"), env)
     try:
