@@ -16,7 +16,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input
+from textual.widgets import DataTable, Input
 from textual.worker import Worker, WorkerState
 
 from gpuconsole.backend.errors import GpuconsoleError, ReadOnlyMode
@@ -31,6 +31,7 @@ from gpuconsole.ui.screens.details import DetailsScreen
 from gpuconsole.ui.screens.help import HelpScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable, HostRows
 from gpuconsole.ui.widgets.engine_down import EngineDown
+from gpuconsole.ui.widgets.footer import QuietFooter
 from gpuconsole.ui.widgets.gpu_panel import GpuPanel
 from gpuconsole.ui.widgets.host_line import HostLine
 
@@ -158,7 +159,7 @@ class ContainersScreen(Screen[None]):
             yield GpuPanel(id="gpu-panel")
         yield ContainersTable(id="containers")
         yield EngineDown(id="engine-down")
-        yield Footer()
+        yield QuietFooter()
 
     @property
     def table(self) -> ContainersTable:
@@ -619,4 +620,10 @@ class ContainersScreen(Screen[None]):
             for b in self.BINDINGS
             if not isinstance(b, Binding) or self.check_action(b.action, ()) is not False
         ]
-        self.app.push_screen(HelpScreen(keys, self.read_only))
+        # One help screen per set of keys, kept installed: building its table again on
+        # every `?` cost more than showing it.
+        shown = tuple((b.key, b.description) for b in keys if isinstance(b, Binding))
+        name = f"help-{abs(hash((shown, self.read_only)))}"
+        if not self.app.is_screen_installed(name):
+            self.app.install_screen(HelpScreen(keys, self.read_only), name)
+        self.app.push_screen(name)

@@ -13,13 +13,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from gpuconsole.backend.errors import GpuconsoleError
 from gpuconsole.backend.hosts.host import Host
 from gpuconsole.backend.launch import LaunchResult
 from gpuconsole.backend.models import ContainerDetails
 from gpuconsole.present import format as fmt
+from gpuconsole.ui.widgets.footer import QuietFooter
 
 
 def _section(title: str) -> Text:
@@ -141,7 +142,7 @@ class DetailsScreen(ModalScreen[None]):
             yield Static(f"Container {self._name}", id="details-title")
             yield Static(id="details-reach")
             yield Static("Loading…", id="details-body")
-        yield Footer()
+        yield QuietFooter()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("copy", "open"):

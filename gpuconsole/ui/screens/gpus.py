@@ -8,10 +8,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from gpuconsole.monitor.gpu_view import GpuView, process_label
 from gpuconsole.present import format as fmt
+from gpuconsole.ui.widgets.footer import QuietFooter
 from gpuconsole.ui.widgets.gpu_card import short_gpu_name
 from gpuconsole.ui.widgets.time_graph import TimeGraph
 
@@ -112,7 +113,7 @@ class GpuScreen(Screen[None]):
         yield VerticalScroll(id="gpu-blocks")
         yield Static("Processes", id="gpu-proc-title")
         yield DataTable(id="gpu-processes", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield QuietFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#gpu-processes", DataTable)

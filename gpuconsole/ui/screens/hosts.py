@@ -15,10 +15,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from gpuconsole.present import format as fmt
 from gpuconsole.ui.screens.confirm import ConfirmScreen
+from gpuconsole.ui.widgets.footer import QuietFooter
 from gpuconsole.ui.widgets.host_line import host_state
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class HostsScreen(ModalScreen[str | None]):
         with Vertical(id="hosts"):
             yield Static("Hosts", id="hosts-title")
             yield DataTable(id="hosts-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield QuietFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

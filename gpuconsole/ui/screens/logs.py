@@ -26,11 +26,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 from textual.worker import Worker
 
 from gpuconsole.backend.docker.logs import ContainerEnd, ContainerLogs, open_logs
 from gpuconsole.ui.screens.help import HelpScreen
+from gpuconsole.ui.widgets.footer import QuietFooter
 from gpuconsole.ui.widgets.log_lines import LineSplitter, LogLine, marker
 from gpuconsole.ui.widgets.log_view import STDERR_MARK, LogView
 
@@ -218,7 +219,7 @@ class LogsScreen(Screen[None]):
         yield Input(placeholder="search — enter to find, esc to cancel", id="logs-search")
         yield LogView(self.bound, id="log-view")
         yield Static("", id="logs-status", markup=False)
-        yield Footer()
+        yield QuietFooter()
 
     @property
     def view(self) -> LogView:

@@ -1,0 +1,37 @@
+"""A footer that rebuilds its keys only when they change.
+
+Textual's Footer recomposes (a widget per key, styled and laid out afresh) whenever the
+screen's bindings *may* have changed — on every focus change, so twice for each modal opened
+and closed over the containers screen (about 40 key widgets each time): most of the cost of
+``?``/``esc`` there. What it shows depends only on the active bindings, so those are compared
+first.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.widgets import Footer
+
+if TYPE_CHECKING:
+    from textual.screen import Screen
+
+
+def _shown(screen: Screen[object]) -> tuple[tuple[object, ...], ...]:
+    return tuple(
+        (binding.key, binding.description, binding.show, enabled, tooltip)
+        for (_, binding, enabled, tooltip) in screen.active_bindings.values()
+    )
+
+
+class QuietFooter(Footer):
+    _last: tuple[tuple[object, ...], ...] | None = None
+
+    def bindings_changed(self, screen: Screen[object]) -> None:
+        if self.is_attached and screen is self.screen and screen.app.app_focus:
+            shown = _shown(screen)
+            if shown == self._last:
+                self._bindings_ready = True
+                return
+            self._last = shown
+        super().bindings_changed(screen)
