@@ -64,6 +64,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.containers import timed
 from bench.tmuxpane import (
     TMUX_SOCKET,
     Control,
@@ -148,13 +149,11 @@ def secs(seconds: float) -> str:
     return f"{seconds:.2f} s"
 
 
-def median_time(fn: Callable[[], object], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+def timed_json_run(argv: list[str], env: dict[str, str]) -> tuple[Any, float]:
+    """A CLI run to completion (output captured) and its wall time."""
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    return proc, time.perf_counter() - start
 
 
 def free_port() -> int:
@@ -534,7 +533,7 @@ def part1(rig: Rig, sizes: Sizes, res: Results, boxes: Containers) -> None:
     for i in range(max(sizes.ps_repeat, sizes.stats_repeat)):
         for what, fn, repeat in runs:
             if i < repeat:
-                times[what].append(median_time(fn, 1))
+                times[what].append(timed(fn, 1))
     ps_whole, stats_cli, ps_cli = (statistics.median(times[k]) for k in ("ours", "stats", "ps"))
 
     settings = load_settings(config)
@@ -547,7 +546,7 @@ def part1(rig: Rig, sizes: Sizes, res: Results, boxes: Containers) -> None:
             raise RuntimeError(f"snapshot over SSH: {len(lost)} bench containers without a CPU %")
         machine: Any = host.machine
         execs = machine.execs
-        ssh_snap = median_time(lambda: host.engine.snapshot(all=True), sizes.snapshot_repeat)
+        ssh_snap = timed(lambda: host.engine.snapshot(all=True), sizes.snapshot_repeat)
         per_refresh = (machine.execs - execs) / sizes.snapshot_repeat
         connects = machine.connects
     finally:
@@ -555,7 +554,7 @@ def part1(rig: Rig, sizes: Sizes, res: Results, boxes: Containers) -> None:
     local = local_host(rig.engine_url, gpu=False).engine
     try:
         local.snapshot(all=True)
-        local_snap = median_time(lambda: local.snapshot(all=True), sizes.snapshot_repeat)
+        local_snap = timed(lambda: local.snapshot(all=True), sizes.snapshot_repeat)
     finally:
         local.close()
 
@@ -760,15 +759,7 @@ def part3(rig: Rig, sizes: Sizes, res: Results) -> None:
     config = rig.config("fleet", [(n, rig.port) for n in names])
     env = rig.env()
     before, drops = rig.logins(), rig.log_count("past MaxStartups")
-    start = time.perf_counter()
-    proc = subprocess.run(
-        rig.gpuconsole(config, "ps", "--all-hosts", "--json"),
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    wall = time.perf_counter() - start
+    proc, wall = timed_json_run(rig.gpuconsole(config, "ps", "--all-hosts", "--json"), env)
     answered = len({r["host"] for r in json.loads(proc.stdout or "[]")})
     logins = rig.logins() - before
     dropped = rig.log_count("past MaxStartups") - drops
@@ -841,15 +832,7 @@ def part4(rig: Rig, sizes: Sizes, res: Results) -> None:
         env = rig.env()
         live = rig.config("live", [("live", rig.port)])
         both = rig.config("live-dead", [("live", rig.port), ("dead", dead.port)])
-        start = time.perf_counter()
-        proc = subprocess.run(
-            rig.gpuconsole(both, "ps", "--all-hosts", "--json"),
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        wall = time.perf_counter() - start
+        proc, wall = timed_json_run(rig.gpuconsole(both, "ps", "--all-hosts", "--json"), env)
         hosts = {r["host"] for r in json.loads(proc.stdout or "[]")}
         said = next((ln for ln in proc.stderr.splitlines() if "dead" in ln), "nothing on stderr")
         p = "4"
