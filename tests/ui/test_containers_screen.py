@@ -8,9 +8,10 @@ from textual.widgets import Input, Static
 
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.screens.confirm import ConfirmScreen
+from gpuconsole.ui.screens.containers import ContainersScreen
 from gpuconsole.ui.screens.details import DetailsScreen
-from gpuconsole.ui.screens.help import HelpScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable
+from gpuconsole.ui.widgets.help_panel import HelpPanel
 
 from support import host_at
 from uihelpers import engine_until, notifications, text_of, until
@@ -52,11 +53,9 @@ async def test_table_shows_containers_and_updates_by_diff(make_container) -> Non
         await until(pilot, lambda: row_text(app, c.id)[3].endswith("%"), what="a CPU figure")
         assert float(row_text(app, c.id)[3].rstrip("%")) > 20
         assert " / " in row_text(app, c.id)[4]
-        row_key_before = next(r.key for r in t.ordered_rows if r.key.value == t.key_of(c.id))
+        order_before = t.row_keys
         await pilot.pause(1.2)
-        assert (
-            next(r.key for r in t.ordered_rows if r.key.value == t.key_of(c.id)) is row_key_before
-        )
+        assert t.row_keys == order_before  # refreshed in place: same rows, same order
         host_line = text_of(app.screen.query_one("#hostline", Static))
         assert "engine" in host_line and "running" in host_line
 
@@ -206,9 +205,11 @@ async def test_backend_error_is_a_notification_not_a_crash(make_container) -> No
 async def test_help_lists_the_keys() -> None:
     app = make_app()
     async with app.run_test(size=(160, 40)) as pilot:
+        t = table(app)
         await pilot.press("question_mark")
-        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
-        text = " ".join(text_of(w) for w in app.screen.query(Static))
+        panel = app.screen.query_one(HelpPanel)
+        await until(pilot, lambda: panel.is_open and panel.has_focus)
+        text = text_of(panel)
         for key, words in (
             ("s", "Start"),
             ("x", "Stop"),
@@ -219,8 +220,11 @@ async def test_help_lists_the_keys() -> None:
             ("q", "Quit"),
         ):
             assert key in text and words in text
+        # Modal for keys: a key of the screen beneath does nothing while help is open.
+        await pilot.press("g")
+        assert isinstance(app.screen, ContainersScreen) and panel.is_open
         await pilot.press("escape")
-        await until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        await until(pilot, lambda: not panel.is_open and t.has_focus)
 
 
 async def test_mouse_selects_a_row_and_opens_details(make_container) -> None:  # type: ignore[no-untyped-def]

@@ -92,16 +92,21 @@ def _int_of(text: str | None) -> int | None:
 
 
 def _stat_of(text: str | None, key: str) -> int | None:
+    """The value of ``key`` in a flat-keyed cgroup file (``key value`` lines); a substring
+    search, not a split of the whole file: memory.stat has ~40 lines and this runs for every
+    container on every refresh."""
     if text is None:
         return None
     prefix = key + " "
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            try:
-                return int(line[len(prefix) :])
-            except ValueError:
-                return None
-    return None
+    at = 0 if text.startswith(prefix) else text.find("\n" + prefix) + 1
+    if at == 0 and not text.startswith(prefix):
+        return None
+    start = at + len(prefix)
+    end = text.find("\n", start)
+    try:
+        return int(text[start:] if end < 0 else text[start:end])
+    except ValueError:
+        return None
 
 
 class CgroupStatsReader:
@@ -128,6 +133,8 @@ class CgroupStatsReader:
         self._clock = clock
         self._previous: dict[str, _Reading] = {}
         self._dirs: dict[str, str] = {}
+        #: Relative cgroup directory -> its four file paths (built once, not per refresh).
+        self._paths: dict[str, tuple[str, ...]] = {}
 
     @classmethod
     def for_machine(
@@ -145,6 +152,12 @@ class CgroupStatsReader:
         return cls.for_machine(LocalMachine(), host_memory_bytes)
 
     def _files(self, rel: str) -> tuple[str, ...]:
+        files = self._paths.get(rel)
+        if files is None:
+            files = self._paths[rel] = self._build_files(rel)
+        return files
+
+    def _build_files(self, rel: str) -> tuple[str, ...]:
         if self.mounts.version == 1:
             mem = self.mounts.memory / rel
             return (
@@ -191,6 +204,8 @@ class CgroupStatsReader:
             del self._previous[gone]
         for gone in set(self._dirs) - set(ids):
             del self._dirs[gone]
+        if len(self._paths) > 4 * len(ids) + 64:
+            self._paths.clear()
         return out
 
     def _parse(self, cid: str, texts: list[str | None], now: float) -> ContainerStats | None:

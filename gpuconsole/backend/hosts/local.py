@@ -15,7 +15,6 @@ import struct
 import subprocess
 import termios
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 from gpuconsole.backend.hosts.machine import CommandError, Connection, LineStream, Pty
 
@@ -168,7 +167,7 @@ class LocalMachine:
         out: dict[str, str] = {}
         for path in paths:
             try:
-                out[path] = Path(path).read_text(encoding="utf-8", errors="replace")
+                out[path] = read_small_file(path)
             except OSError:
                 continue
         return out
@@ -210,3 +209,23 @@ class LocalMachine:
 
     def close(self) -> None:
         pass
+
+
+_READ_SIZE = 65536
+
+
+def read_small_file(path: str) -> str:
+    """A whole file through raw os calls: the console reads hundreds of tiny cgroup and /proc
+    files a refresh, where Path.read_text's object and codec set-up cost more than the read."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        # A short read is the end for regular files and the kernel's seq files alike, which
+        # saves the empty read that would confirm it.
+        while chunk := os.read(fd, _READ_SIZE):
+            chunks.append(chunk)
+            if len(chunk) < _READ_SIZE:
+                break
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", errors="replace")

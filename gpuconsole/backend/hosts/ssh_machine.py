@@ -322,6 +322,8 @@ class _OwnedChannel:
             self._closed = True
         try:
             self._chan.close()
+        except (EOFError, OSError):
+            pass  # the connection is already gone: so is the channel
         finally:
             self._slot.release()
 

@@ -16,7 +16,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Input
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from gpuconsole.backend.errors import GpuconsoleError, ReadOnlyMode
@@ -28,11 +28,11 @@ from gpuconsole.present import format as fmt
 from gpuconsole.ui.messages import HostDown, LinkChanged, PollFailed, SnapshotReady
 from gpuconsole.ui.screens.confirm import ConfirmScreen
 from gpuconsole.ui.screens.details import DetailsScreen
-from gpuconsole.ui.screens.help import HelpScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable, HostRows
 from gpuconsole.ui.widgets.engine_down import EngineDown
 from gpuconsole.ui.widgets.footer import QuietFooter
 from gpuconsole.ui.widgets.gpu_panel import GpuPanel
+from gpuconsole.ui.widgets.help_panel import HelpPanel
 from gpuconsole.ui.widgets.host_line import HostLine
 
 if TYPE_CHECKING:
@@ -160,6 +160,7 @@ class ContainersScreen(Screen[None]):
         yield ContainersTable(id="containers")
         yield EngineDown(id="engine-down")
         yield QuietFooter()
+        yield HelpPanel()
 
     @property
     def table(self) -> ContainersTable:
@@ -547,8 +548,8 @@ class ContainersScreen(Screen[None]):
 
         open_launch(self.app, self.fleet, host, cid, name)
 
-    @on(DataTable.RowSelected)
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
+    @on(ContainersTable.RowSelected)
+    def _row_selected(self, event: ContainersTable.RowSelected) -> None:
         self.action_details()
 
     def action_toggle_all(self) -> None:
@@ -620,10 +621,4 @@ class ContainersScreen(Screen[None]):
             for b in self.BINDINGS
             if not isinstance(b, Binding) or self.check_action(b.action, ()) is not False
         ]
-        # One help screen per set of keys, kept installed: building its table again on
-        # every `?` cost more than showing it.
-        shown = tuple((b.key, b.description) for b in keys if isinstance(b, Binding))
-        name = f"help-{abs(hash((shown, self.read_only)))}"
-        if not self.app.is_screen_installed(name):
-            self.app.install_screen(HelpScreen(keys, self.read_only), name)
-        self.app.push_screen(name)
+        self.query_one(HelpPanel).open(keys, self.read_only)

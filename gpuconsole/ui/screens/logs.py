@@ -30,8 +30,8 @@ from textual.widgets import Input, Static
 from textual.worker import Worker
 
 from gpuconsole.backend.docker.logs import ContainerEnd, ContainerLogs, open_logs
-from gpuconsole.ui.screens.help import HelpScreen
 from gpuconsole.ui.widgets.footer import QuietFooter
+from gpuconsole.ui.widgets.help_panel import HelpPanel
 from gpuconsole.ui.widgets.log_lines import LineSplitter, LogLine, marker
 from gpuconsole.ui.widgets.log_view import STDERR_MARK, LogView
 
@@ -220,6 +220,7 @@ class LogsScreen(Screen[None]):
         yield LogView(self.bound, id="log-view")
         yield Static("", id="logs-status", markup=False)
         yield QuietFooter()
+        yield HelpPanel(notes=())
 
     @property
     def view(self) -> LogView:
@@ -364,7 +365,7 @@ class LogsScreen(Screen[None]):
         self._show_status()
 
     def action_help(self) -> None:
-        self.app.push_screen(HelpScreen(list(self.BINDINGS), False))
+        self.query_one(HelpPanel).open(list(self.BINDINGS))
 
     def action_save(self) -> None:
         lines = self.view.shown_text()

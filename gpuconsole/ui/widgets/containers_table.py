@@ -1,4 +1,4 @@
-"""The containers table: keyed by container id, updated by diff, cursor kept by key."""
+"""The containers table: keyed by host and container id, updated by diff, cursor kept by key."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rich.text import Text
-from textual._two_way_dict import TwoWayDict
-from textual.widgets import DataTable
-from textual.widgets.data_table import RowDoesNotExist
 
 from gpuconsole.backend.gpu import ContainerGpuUsage
 from gpuconsole.backend.models import ContainerStats, ContainerSummary, GpuRequest, HostSnapshot
 from gpuconsole.present import format as fmt
+from gpuconsole.ui.widgets.fast_table import Cells, FastTable, RowDoesNotExist
 
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("name", "Name"),
@@ -118,12 +116,11 @@ class HostRows:
     stale: str | None = None
 
 
-class ContainersTable(DataTable[str | Text]):
-    """DataTable that applies snapshots of one or more hosts without clearing itself."""
+class ContainersTable(FastTable):
+    """Applies snapshots of one or more hosts without clearing itself."""
 
     def __init__(self, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)  # type: ignore[arg-type]
-        self._cells: dict[str, tuple[str | Text, ...]] = {}
+        super().__init__(zebra_stripes=True, **kwargs)
         #: Row key -> container, for the rows shown.
         self.rows_shown: dict[str, ContainerSummary] = {}
         self.with_host = False
@@ -143,16 +140,6 @@ class ContainersTable(DataTable[str | Text]):
         return {split_key(k)[1]: c for k, c in self.rows_shown.items()}
 
     @property
-    def selected_key(self) -> str | None:
-        if not self.row_count:
-            return None
-        try:
-            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:
-            return None
-        return key.value
-
-    @property
     def selected(self) -> tuple[str, ContainerSummary] | None:
         """(host, container) of the row under the cursor."""
         key = self.selected_key
@@ -167,7 +154,7 @@ class ContainersTable(DataTable[str | Text]):
 
     def key_of(self, container_id: str, host: str | None = None) -> str | None:
         """The row key of a container id (on ``host``, else on any host shown)."""
-        for key in self._cells:
+        for key in self.row_keys:
             h, cid = split_key(key)
             if cid == container_id and (host is None or h == host):
                 return key
@@ -207,7 +194,6 @@ class ContainersTable(DataTable[str | Text]):
         if with_host != self.with_host:
             self.with_host = with_host
             self.clear(columns=True)
-            self._cells.clear()
             self._add_columns()
         entries: list[tuple[str, HostRows, ContainerSummary]] = []
         for part in parts:
@@ -218,12 +204,7 @@ class ContainersTable(DataTable[str | Text]):
         order_of_host = {p.host: i for i, p in enumerate(parts)}
         entries.sort(key=lambda e: (-e[2].created, order_of_host[e[1].host], e[2].name))
         selected = self.selected_key
-        wanted = {key for key, _, _ in entries}
-        for gone in [key for key in self._cells if key not in wanted]:
-            self.remove_row(gone)
-            del self._cells[gone]
-        added = False
-        columns = (("host", "Host"), *COLUMNS) if with_host else COLUMNS
+        rows: dict[str, Cells] = {}
         for key, part, c in entries:
             cells = row_cells(
                 c,
@@ -235,37 +216,20 @@ class ContainersTable(DataTable[str | Text]):
                 cells = stale_cells(cells, part.stale)
             if with_host:
                 cells = (Text(part.host, style="dim" if part.stale else "cyan"), *cells)
-            old = self._cells.get(key)
-            if old is None:
-                self.add_row(*cells, key=key)
-                added = True
-            elif old != cells:
-                for (col, _), new_cell, old_cell in zip(columns, cells, old, strict=True):
-                    if new_cell != old_cell:
-                        self.update_cell(key, col, new_cell, update_width=True)
-            self._cells[key] = cells
+            rows[key] = cells
+        self.put_rows(rows)
         self.rows_shown = {key: c for key, _, c in entries}
-        if added and len(entries) > 1:
-            position = {key: i for i, (key, _, _) in enumerate(entries)}
-            self._order_rows(position)
-        if selected is not None and selected in wanted:
-            self.move_cursor(row=self.get_row_index(selected))
-
-    def _order_rows(self, position: Mapping[str, int]) -> None:
-        """Put rows in ``position`` order. DataTable.sort sorts by cell values only; this is
-        the same re-indexing by row key (a name can repeat across hosts)."""
-        ordered = sorted(self.rows, key=lambda k: position.get(str(k.value), 0))
-        self._row_locations = TwoWayDict({k: index for index, k in enumerate(ordered)})
-        self._update_count += 1
-        self.refresh()
+        if selected is not None and selected in rows:
+            index = self.get_row_index(selected)
+            if index != self.cursor_row:
+                self.move_cursor(row=index)
 
     def clear_rows(self) -> None:
         self.clear()
-        self._cells.clear()
         self.rows_shown = {}
 
     def ordered_ids(self) -> Iterable[str]:
-        return [split_key(str(row.key.value))[1] for row in self.ordered_rows]
+        return [split_key(key)[1] for key in self.row_keys]
 
 
 def stale_cells(cells: tuple[str | Text, ...], note: str) -> tuple[str | Text, ...]:

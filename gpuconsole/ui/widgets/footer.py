@@ -3,8 +3,8 @@
 Textual's Footer recomposes (a widget per key, styled and laid out afresh) whenever the
 screen's bindings *may* have changed — on every focus change, so twice for each modal opened
 and closed over the containers screen (about 40 key widgets each time): most of the cost of
-``?``/``esc`` there. What it shows depends only on the active bindings, so those are compared
-first.
+``?``/``esc`` there. What it shows depends only on the active bindings it shows (a focused
+table's or the help panel's hidden keys change nothing), so those are compared first.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ def _shown(screen: Screen[object]) -> tuple[tuple[object, ...], ...]:
     return tuple(
         (binding.key, binding.description, binding.show, enabled, tooltip)
         for (_, binding, enabled, tooltip) in screen.active_bindings.values()
+        if binding.show
     )
 
 

@@ -9,17 +9,17 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.css.query import NoMatches
 from textual.widget import Widget
-from textual.widgets import Static
 
 from gpuconsole.backend.gpu import GpuSourceState
 from gpuconsole.monitor.gpu_view import GpuView
 from gpuconsole.ui.widgets.gpu_card import GpuCard
+from gpuconsole.ui.widgets.text_line import TextLine
 
 
 class GpuPanel(Widget):
     DEFAULT_CSS = """
     GpuPanel { height: auto; max-height: 16; }
-    GpuPanel > Static { height: auto; padding: 0 1; color: $text-muted; }
+    GpuPanel > TextLine { height: auto; padding: 0 1; color: $text-muted; }
     GpuPanel > Grid { height: auto; grid-gutter: 0 1; grid-rows: 7; }
     """
 
@@ -29,7 +29,7 @@ class GpuPanel(Widget):
         self._views: dict[str, GpuView] = {}
 
     def compose(self) -> ComposeResult:
-        yield Static("GPUs: starting…", id="gpu-status")
+        yield TextLine("GPUs: starting…", id="gpu-status")
         yield Grid(id="gpu-grid")
 
     def show(self, view: GpuView, host: str | None = None) -> None:
@@ -41,7 +41,7 @@ class GpuPanel(Widget):
         that host's cards have news (the others are left alone, not repainted)."""
         self._views = dict(views)
         try:
-            status = self.query_one("#gpu-status", Static)
+            status = self.query_one("#gpu-status", TextLine)
             grid = self.query_one("#gpu-grid", Grid)
         except NoMatches:  # not composed yet (first sample raced the mount): next one will do
             return
@@ -57,7 +57,7 @@ class GpuPanel(Widget):
                 )
             if snap.state is not GpuSourceState.OK and snap.error:
                 line.append(f"{prefix}GPUs: {snap.error}  ", style="yellow")
-        status.update(line)
+        status.set_text(line)
         status.display = bool(line.plain)
         cards = tuple((host, g.index) for host, view in views.items() for g in view.snapshot.gpus)
         if cards != self._cards:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import Static
 
 from gpuconsole.backend.models import EngineState, HostSnapshot, HostStatus
 from gpuconsole.present import format as fmt
+from gpuconsole.ui.widgets.text_line import TextLine
 
 
-class HostLine(Static):
+class HostLine(TextLine):
     def show(
         self,
         status: HostStatus,
@@ -41,7 +41,7 @@ class HostLine(Static):
             text.append(f"  filter: {needle}", style="magenta")
         if read_only:
             text.append("  READ-ONLY", style="bold yellow")
-        self.update(text)
+        self.set_text(text)
 
     def show_fleet(
         self,
@@ -71,7 +71,7 @@ class HostLine(Static):
         if read_only:
             text.append("  READ-ONLY", style="bold yellow")
         text.append("  [ ] h: hosts", style="dim")
-        self.update(text)
+        self.set_text(text)
 
 
 def host_state(status: HostStatus, link: Any) -> tuple[str, str]:
