@@ -49,6 +49,9 @@ def ps_rows(host: Host, show_all: bool) -> list[dict[str, Any]]:
     from gpuconsole.present import format as fmt
 
     engine = host.engine
+    prime = getattr(engine, "prime_stats", None)
+    if prime is not None:
+        prime()
     containers = engine.list_containers(all=show_all)
     running = [c.id for c in containers if c.running]
     measure = getattr(engine, "measured_stats", None)

@@ -20,6 +20,7 @@ from gpuconsole.ui.screens.confirm import ConfirmScreen
 from gpuconsole.ui.screens.hosts import HostsScreen
 from gpuconsole.ui.screens.launch_form import LaunchForm
 from gpuconsole.ui.widgets.containers_table import ContainersTable
+from gpuconsole.ui.widgets.help_panel import HelpPanel
 from gpuconsole.ui.widgets.host_line import HostLine
 
 from sshfixtures import loop_host, trust_port
@@ -99,7 +100,8 @@ async def test_a_dead_host_is_named_and_the_others_work(
         await until(pilot, lambda: hosts_of(table, c.id) == {"local"}, 30, "the local rows")
         await until(pilot, lambda: "gone down" in header(app), 30, "the dead host in the header")
         await pilot.press("question_mark")
-        await until(pilot, lambda: "Help" in type(app.screen).__name__, what="help still opens")
+        help_panel = app.screen.query_one(HelpPanel)
+        await until(pilot, lambda: help_panel.is_open, what="help still opens")
         await pilot.press("escape")
         await pilot.press("h")
         await until(pilot, lambda: isinstance(app.screen, HostsScreen), what="the host list")

@@ -13,6 +13,7 @@ caller falls back to the API for it. The files are read through the engine's Mac
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 #: cgroup v1 reports "no limit" as a page-rounded LONG_MAX; anything this large means unlimited.
 _UNLIMITED = 1 << 60
+
+_HEX = frozenset("0123456789abcdef")
 
 #: Where engines put a container's cgroup, relative to a controller's mount, in order of likelihood.
 _CANDIDATES = (
@@ -133,6 +136,8 @@ class CgroupStatsReader:
         self._clock = clock
         self._previous: dict[str, _Reading] = {}
         self._dirs: dict[str, str] = {}
+        #: The layout (a _CANDIDATES template) where containers were last found.
+        self._layout: str | None = None
         #: Relative cgroup directory -> its four file paths (built once, not per refresh).
         self._paths: dict[str, tuple[str, ...]] = {}
 
@@ -159,53 +164,89 @@ class CgroupStatsReader:
 
     def _build_files(self, rel: str) -> tuple[str, ...]:
         if self.mounts.version == 1:
-            mem = self.mounts.memory / rel
+            cpu, mem = f"{self.mounts.cpu}/{rel}", f"{self.mounts.memory}/{rel}"
             return (
-                str(self.mounts.cpu / rel / "cpuacct.usage"),
-                str(mem / "memory.usage_in_bytes"),
-                str(mem / "memory.limit_in_bytes"),
-                str(mem / "memory.stat"),
+                f"{cpu}/cpuacct.usage",
+                f"{mem}/memory.usage_in_bytes",
+                f"{mem}/memory.limit_in_bytes",
+                f"{mem}/memory.stat",
             )
-        group = self.mounts.cpu / rel
+        group = f"{self.mounts.cpu}/{rel}"
         return (
-            str(group / "cpu.stat"),
-            str(group / "memory.current"),
-            str(group / "memory.max"),
-            str(group / "memory.stat"),
+            f"{group}/cpu.stat",
+            f"{group}/memory.current",
+            f"{group}/memory.max",
+            f"{group}/memory.stat",
         )
 
+    def local_ids(self) -> list[str]:
+        """Ids of the containers that have a cgroup on this (local) machine, found by listing
+        the layouts' parent directories: no engine call, so ``ps`` can start its CPU window
+        before the engine has even answered."""
+        ids: list[str] = []
+        for template in _CANDIDATES:
+            parent, _, leaf = f"{self.mounts.cpu}/{template}".rpartition("/")
+            prefix, _, suffix = leaf.partition("{id}")
+            try:
+                names = os.listdir(parent)
+            except OSError:
+                continue
+            for name in names:
+                if name.startswith(prefix) and name.endswith(suffix):
+                    cid = name[len(prefix) : len(name) - len(suffix)]
+                    if len(cid) == 64 and all(ch in _HEX for ch in cid):
+                        ids.append(cid)
+        return ids
+
+    def baseline_times(self, container_ids: Iterable[str]) -> dict[str, float]:
+        """When each container's last CPU reading was taken (those with one)."""
+        return {cid: r.at for cid in container_ids if (r := self._previous.get(cid)) is not None}
+
     def read(self, container_ids: Iterable[str]) -> dict[str, ContainerStats]:
-        """One pass over the given running containers; missing cgroups are left out."""
+        """One pass over the given running containers; missing cgroups are left out.
+
+        A container seen before is read where it was found; a new one first under the layout
+        that found the others (one pass for a whole engine's first read, which ``ps`` pays
+        inside its CPU window), the other layouts only for those not found there.
+        """
         ids = list(container_ids)
-        wanted: dict[str, list[str]] = {}
-        paths: list[str] = []
-        for cid in ids:
-            known = self._dirs.get(cid)
-            rels = [known] if known is not None else [t.format(id=cid) for t in _CANDIDATES]
-            wanted[cid] = rels
-            for rel in rels:
-                paths.extend(self._files(rel))
-        before = self._clock()
-        texts = self.machine.read_files(paths) if paths else {}
-        # Over SSH the files were read somewhere between the two clock readings.
-        now = (before + self._clock()) / 2
-        out: dict[str, ContainerStats] = {}
-        for cid in ids:
-            for rel in wanted[cid]:
-                stats = self._parse(cid, [texts.get(p) for p in self._files(rel)], now)
-                if stats is not None:
-                    self._dirs[cid] = rel
-                    out[cid] = stats
-                    break
-            else:
-                # Stopped between list and read, or not visible here: forget its directory.
-                self._dirs.pop(cid, None)
+        first = self._layout or _CANDIDATES[0]
+        out = self._read_dirs({cid: self._dirs.get(cid) or first.format(id=cid) for cid in ids})
+        missing = [cid for cid in ids if cid not in out]
+        for template in _CANDIDATES:
+            if not missing:
+                break
+            if template == first:
+                continue
+            found = self._read_dirs({cid: template.format(id=cid) for cid in missing})
+            if found:
+                self._layout = template
+            out.update(found)
+            missing = [cid for cid in missing if cid not in found]
         for gone in set(self._previous) - set(out):
             del self._previous[gone]
-        for gone in set(self._dirs) - set(ids):
+        for gone in set(self._dirs) - set(out):
+            # Stopped between list and read, or not visible here: forget its directory.
             del self._dirs[gone]
         if len(self._paths) > 4 * len(ids) + 64:
             self._paths.clear()
+        return out
+
+    def _read_dirs(self, dirs: dict[str, str]) -> dict[str, ContainerStats]:
+        """Containers' stats from the given cgroup directories, in one ``read_files`` call."""
+        paths = [path for rel in dirs.values() for path in self._files(rel)]
+        if not paths:
+            return {}
+        before = self._clock()
+        texts = self.machine.read_files(paths)
+        # Over SSH the files were read somewhere between the two clock readings.
+        now = (before + self._clock()) / 2
+        out: dict[str, ContainerStats] = {}
+        for cid, rel in dirs.items():
+            stats = self._parse(cid, [texts.get(p) for p in self._files(rel)], now)
+            if stats is not None:
+                self._dirs[cid] = rel
+                out[cid] = stats
         return out
 
     def _parse(self, cid: str, texts: list[str | None], now: float) -> ContainerStats | None:

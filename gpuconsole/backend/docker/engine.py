@@ -155,6 +155,8 @@ class DockerEngine:
                     self._cgroups = CgroupStatsReader.for_machine(
                         self.machine, self._info.get("MemTotal")
                     )
+            elif self._cgroups is not None:  # made early by prime_stats
+                self._cgroups.host_memory_bytes = self._info.get("MemTotal")
             return client
 
     def api(self) -> docker.APIClient:
@@ -243,16 +245,37 @@ class DockerEngine:
             out.update(self._api_stats(missing))
         return out
 
+    def prime_stats(self) -> None:
+        """Take the first CPU reading of every container on this machine now, from the cgroup
+        tree alone (local engines only), so ``measured_stats``' window runs while the engine
+        is still being asked for its list rather than after it."""
+        if not self._use_cgroups or not self.machine.is_local:
+            return
+        with self._stats_lock:
+            if self._cgroups is None:
+                with contextlib.suppress(GpuconsoleError):
+                    self._cgroups = CgroupStatsReader.for_machine(self.machine)
+            if self._cgroups is not None:
+                self._cgroups.read(self._cgroups.local_ids())
+
     def measured_stats(
         self, container_ids: list[str], window: float = 1.0
     ) -> dict[str, ContainerStats]:
-        """Stats with a measured CPU % for every container: two readings ``window`` apart.
+        """Stats with a measured CPU % for every container: readings at least ``window`` apart.
 
         A second spans ten CFS periods: shorter windows let a throttled container (--cpus 1.5)
-        read above its own limit.
+        read above its own limit. The window starts at the first reading (``prime_stats``'s
+        where it covered every container), not after it.
         """
-        self.stats(container_ids)
-        time.sleep(window)
+        start = time.monotonic()
+        cgroups = self._cgroups
+        taken = cgroups.baseline_times(container_ids) if cgroups is not None else {}
+        if taken and len(taken) == len(container_ids) and min(taken.values()) > start - window:
+            begin = min(taken.values())
+        else:
+            self.stats(container_ids)
+            begin = start
+        time.sleep(max(0.0, begin + window - time.monotonic()))
         return self.stats(container_ids)
 
     def _api_stats(self, container_ids: list[str]) -> dict[str, ContainerStats]:

@@ -116,6 +116,8 @@ class ContainersScreen(Screen[None]):
         self.needle = ""
         self.with_gpus = with_gpus
         self.pending_select: tuple[str, str] | None = None
+        #: Data arrived while another screen covered this one: drawn when it shows again.
+        self._behind = False
         #: True while composed: the app hands monitor news over only then (not before the
         #: widgets exist, not while the app tears them down).
         self.live = False
@@ -182,27 +184,51 @@ class ContainersScreen(Screen[None]):
 
     # -- data from the monitors -------------------------------------------------------------
 
+    def seen(self) -> bool:
+        """Whether any of this screen shows: it is on top, or every screen above is see-through
+        (a dialog). Hidden under the GPU or logs screen, it keeps the data and draws nothing."""
+        stack = self.app.screen_stack
+        if self not in stack:
+            return False
+        return all(s.styles.background.a < 1 for s in stack[stack.index(self) + 1 :])
+
+    def on_screen_resume(self) -> None:
+        if self._behind:
+            self._behind = False
+            self._show_table()
+            for host in self.in_scope():
+                view = self.gpu_views.get(host.name)
+                if view is not None:
+                    self.show_gpus(view, host.name)
+
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         name = message.host
         was_down = self.statuses[name].state is EngineState.DOWN
-        had_rows = bool(self.table.row_count)
         self.snapshots[name] = message.snapshot
         self.statuses[name] = message.snapshot.status
         self.down_since.pop(name, None)
         if was_down:
             where = self.by_name[name].address
             self.notify(f"Docker engine at {where} is back", title="Engine")
+            self.refresh_bindings()
+        self._close_stopped_tunnels(name, message.snapshot)
+        if self.seen():
+            self._show_table()
+        else:
+            self._behind = True
+
+    def _show_table(self) -> None:
+        had_rows = bool(self.table.row_count)
         self._apply_table()
         if self.pending_select is not None and self.table.select_id(
             self.pending_select[1], self.pending_select[0]
         ):
             self.pending_select = None
         self._refresh_host_line()
-        if was_down or had_rows != bool(self.table.row_count):
+        if had_rows != bool(self.table.row_count):
             # The footer's keys depend on an engine being up and a row to act on: rebuild it
             # only when that changed (it is a full re-render of the footer).
             self.refresh_bindings()
-        self._close_stopped_tunnels(name, message.snapshot)
 
     def _close_stopped_tunnels(self, name: str, snapshot: HostSnapshot) -> None:
         """A tunnel lives as long as its container runs."""
@@ -246,6 +272,9 @@ class ContainersScreen(Screen[None]):
         name = host or view.snapshot.host
         before = self.gpu_views.get(name)
         self.gpu_views[name] = view
+        if not self.seen():
+            self._behind = True
+            return
         views = {
             h.name: self.gpu_views[h.name] for h in self.in_scope() if h.name in self.gpu_views
         }
