@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from gpuconsole.present import format as fmt
 from gpuconsole.ui.widgets.time_graph import render_graph
 
@@ -50,3 +52,27 @@ def test_graph_draws_levels_gaps_and_a_time_axis() -> None:
         timestamps=stamps,
     ).plain.splitlines()
     assert wide[-1].split() == ["-4.2m", "-2.1m", "now"]  # 25 columns x 10 s, from timestamps
+
+
+@pytest.mark.parametrize("height", [3, 9, 24, 45])
+def test_graph_scale_and_time_axis_hold_at_any_height(height: int) -> None:
+    # A graph grown to fill the screen still reads right: full scale at the top, zero at the
+    # bottom, the half mark in the middle, the time axis under it; a full value fills it all.
+    rows = render_graph(
+        (0.0, 350.0, 700.0),
+        width=40,
+        height=height,
+        top=700,
+        interval=1.0,
+        label=lambda v: f"{v:.0f}W",
+    ).plain.splitlines()
+    plot = rows[:-1]
+    assert len(rows) == height and len(plot) == height - 1
+    assert plot[0].startswith("700W┤") and plot[-1].startswith("  0W┤")
+    if height > 3:
+        assert plot[(height - 1) // 2].startswith("350W┤")
+    assert [r[-1] for r in plot] == ["█"] * len(plot)  # 700 W: the whole column
+    half = [r[-2] for r in plot]
+    assert half.count("█") in (len(plot) // 2, (len(plot) + 1) // 2)  # 350 W: half of it
+    assert [r[-3] for r in plot] == [" "] * len(plot)  # 0 W: nothing drawn
+    assert rows[-1].split()[-1] == "now"

@@ -1,74 +1,137 @@
-"""The `g` screen: per-GPU graphs of memory, power and utilisation, and who runs what where."""
+"""The `g` screen: per-GPU graphs of memory, power and utilisation, and who runs what where.
+
+It stays cheap at rest: only the blocks in view are drawn; a graph repaints only the lines a
+new sample changed (see TimeGraph), header lines only when their text changes and without a new
+layout, the process table only the cells that changed (DiffTable); nothing is drawn while a
+screen covers this one (the latest sample is shown when it comes back); and repaints that
+Textual forwards from the screen beneath are dropped (see GpuScreen.refresh).
+
+Layout: the graph blocks share the height left over by the process table (its rows, at most a
+third of the screen, at least a few lines). One or two GPUs fill it; more stack at a readable
+minimum height and scroll by whole pages of blocks (PgUp/PgDn, arrows, the mouse wheel).
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
-from textual.css.query import NoMatches
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.geometry import Region
 from textual.screen import Screen
-from textual.widgets import DataTable, Static
+from textual.visual import VisualType
+from textual.widgets import Static
 
+from gpuconsole.backend.gpu import GpuSample
 from gpuconsole.monitor.gpu_view import GpuView, process_label
 from gpuconsole.present import format as fmt
+from gpuconsole.ui.widgets.diff_table import Cells, DiffTable
 from gpuconsole.ui.widgets.footer import QuietFooter
 from gpuconsole.ui.widgets.gpu_card import short_gpu_name
+from gpuconsole.ui.widgets.text_line import TextLine
 from gpuconsole.ui.widgets.time_graph import TimeGraph
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 GIB = 1024**3
 
+#: A graph of 9 rows (border, 6 plot rows, time axis) under a header line: still readable.
+MIN_BLOCK_HEIGHT = 10
+#: The process table: its header and three rows at least.
+MIN_TABLE_HEIGHT = 4
+#: Lines of the screen that are neither blocks nor table: status, "Processes", footer.
+FIXED_LINES = 3
 
-class GpuBlock(Static):
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Heights of the screen's parts, in lines."""
+
+    block: int
+    per_page: int
+    blocks: int
+    table: int
+
+
+def plan_layout(height: int, gpus: int, processes: int) -> Plan:
+    """Share ``height`` (the lines for blocks and table) between GPU blocks and the table.
+
+    The table gets its rows (and header), at most a third, at least MIN_TABLE_HEIGHT; the blocks
+    the rest, as many per page as fit at MIN_BLOCK_HEIGHT, all of the same height. The blocks'
+    area is a whole number of blocks high, so a page scrolled is exactly the next blocks; the
+    few lines left over go to the table.
+    """
+    table = min(max(processes + 1, MIN_TABLE_HEIGHT), max(MIN_TABLE_HEIGHT, height // 3))
+    area = max(1, height - table)
+    per_page = max(1, min(gpus, area // MIN_BLOCK_HEIGHT))
+    block = area // per_page
+    blocks = block * per_page
+    return Plan(block, per_page, blocks, max(MIN_TABLE_HEIGHT, height - blocks))
+
+
+class FixedLine(TextLine):
+    """A one-line header: its height never changes, so a new text needs no new layout."""
+
+    DEFAULT_CSS = "FixedLine { height: 1; }"
+
+    def update(self, content: VisualType = "", *, layout: bool = False) -> None:
+        super().update(content, layout=False)
+
+
+class GpuBlock(Vertical):
     """Header line and three graphs for one GPU."""
 
     DEFAULT_CSS = """
-    GpuBlock { height: auto; margin-bottom: 1; }
-    GpuBlock > Horizontal { height: 9; }
-    GpuBlock TimeGraph { width: 1fr; }
+    GpuBlock { height: 11; }
+    GpuBlock > Horizontal { height: 1fr; }
+    GpuBlock TimeGraph { width: 1fr; height: 100%; }
     """
 
     def __init__(self, index: int) -> None:
         super().__init__(id=f"gpu-block-{index}")
         self.index = index
+        #: The sample this block shows (a block out of view keeps an older one).
+        self.shown: GpuView | None = None
+        # Made here, not queried per sample: a query walks the DOM, a sample comes every second.
+        self._head = FixedLine(id=f"gpu-head-{index}", classes="gpu-head")
+        self._memory = TimeGraph("memory", lambda v: f"{v / GIB:.0f}G", "green", id="g-mem")
+        self._power = TimeGraph("power", lambda v: f"{v:.0f}W", "magenta", id="g-pwr")
+        self._util = TimeGraph("utilization", lambda v: f"{v:.0f}%", "cyan", id="g-util")
 
     def compose(self) -> ComposeResult:
-        yield Static(id=f"gpu-head-{self.index}", classes="gpu-head")
+        yield self._head
         with Horizontal():
-            yield TimeGraph("memory", lambda v: f"{v / GIB:.0f}G", "green", id="g-mem")
-            yield TimeGraph("power", lambda v: f"{v:.0f}W", "magenta", id="g-pwr")
-            yield TimeGraph("utilization", lambda v: f"{v:.0f}%", "cyan", id="g-util")
+            yield self._memory
+            yield self._power
+            yield self._util
 
     def show(self, view: GpuView) -> None:
+        """Show ``view``'s reading of this GPU (each part repaints only what changed)."""
         gpu = next((g for g in view.snapshot.gpus if g.index == self.index), None)
-        if gpu is None or not self.children:  # no such GPU, or not composed yet
+        if view is self.shown or gpu is None:
             return
-        head = Text()
-        head.append(f"GPU {gpu.index}  {short_gpu_name(gpu.name)}", style="bold")
-        head.append(f"  {gpu.uuid}", style="dim")
-        head.append(
-            f"   {fmt.celsius(gpu.temperature_c)}   SM {fmt.mhz(gpu.sm_clock_mhz)}"
-            f"   fan {fmt.percent(gpu.fan_percent)}"
-        )
-        if gpu.error:
-            head.append(f"   {gpu.error}", style="bold red")
-        self.query_one(f"#gpu-head-{self.index}", Static).update(head)
+        self.shown = view
+        self._head.set_text(_head(gpu))
         stamps = view.timestamps.get(gpu.uuid, ())
-        self.query_one("#g-mem", TimeGraph).show(
+        self._memory.show(
             view.series(gpu.uuid, "memory_used_bytes"),
             gpu.memory_total_bytes,
             view.interval,
             f"{fmt.size(gpu.memory_used_bytes)} / {fmt.size(gpu.memory_total_bytes)}",
             stamps,
         )
-        self.query_one("#g-pwr", TimeGraph).show(
+        self._power.show(
             view.series(gpu.uuid, "power_w"),
             gpu.power_limit_w,
             view.interval,
             fmt.watts(gpu.power_w, gpu.power_limit_w),
             stamps,
         )
-        self.query_one("#g-util", TimeGraph).show(
+        self._util.show(
             view.series(gpu.uuid, "utilization_gpu_percent"),
             100,
             view.interval,
@@ -76,6 +139,46 @@ class GpuBlock(Static):
             f"mem {fmt.percent(gpu.utilization_memory_percent)}",
             stamps,
         )
+
+
+def _head(gpu: GpuSample) -> Text:
+    head = Text()
+    head.append(f"GPU {gpu.index}  {short_gpu_name(gpu.name)}", style="bold")
+    head.append("  ")  # blanks unstyled: SVG renderers strip a styled run's leading blanks
+    head.append(gpu.uuid, style="dim")
+    head.append(
+        f"   {fmt.celsius(gpu.temperature_c)}   SM {fmt.mhz(gpu.sm_clock_mhz)}"
+        f"   fan {fmt.percent(gpu.fan_percent)}"
+    )
+    if gpu.error:
+        head.append(f"   {gpu.error}", style="bold red")
+    return head
+
+
+def _process_rows(view: GpuView) -> dict[str, Cells]:
+    """Row key ("gpu:pid") -> cells, for every attributed GPU process."""
+    rows: dict[str, Cells] = {}
+    for p in view.attribution.processes if view.attribution else ():
+        owner: str | Text
+        if p.container_id is not None:
+            owner = Text(view.names.get(p.container_id, p.container_id[:12]), style="bold")
+        else:
+            label = process_label(
+                p.command or p.process.process_name, p.process.pid, view.snapshot.replayed
+            )
+            owner = Text(label, style="dim")
+        rows[f"{p.process.gpu_index}:{p.process.pid}"] = (
+            str(p.process.gpu_index),
+            str(p.process.pid),
+            owner,
+            fmt.size(p.process.used_memory_bytes),
+        )
+    return rows
+
+
+def _by_gpu_and_pid(cells: tuple[object, ...]) -> tuple[int, int]:
+    gpu, pid = cells
+    return int(str(gpu)), int(str(pid))
 
 
 class GpuScreen(Screen[None]):
@@ -87,9 +190,40 @@ class GpuScreen(Screen[None]):
         Binding("right_square_bracket", "host(1)", "Next host", show=False),
     ]
 
+    DEFAULT_CSS = """
+    GpuScreen #gpu-blocks { height: 1fr; }
+    GpuScreen #gpu-processes { height: 4; }
+    """
+
     def __init__(self) -> None:
         super().__init__()
+        self._blocks: dict[int, GpuBlock] = {}
         self._indices: tuple[int, ...] = ()
+        self._plan: Plan | None = None
+        self._view: GpuView | None = None
+        self._status = FixedLine(id="gpu-screen-status")
+        self._scroll = VerticalScroll(id="gpu-blocks")
+        self._table = DiffTable(id="gpu-processes", cursor_type="row", zebra_stripes=True)
+
+    def refresh(
+        self,
+        *regions: Region,
+        repaint: bool = True,
+        layout: bool = False,
+        recompose: bool = False,
+    ) -> Self:
+        """Ignore repaints forwarded from the screen beneath.
+
+        Textual counts the screen right below the top one as visible (for see-through
+        backgrounds) and forwards every region its widgets repaint to the top screen as
+        ``refresh(*regions)``; the containers screen keeps updating under this one, so each of
+        its refreshes repainted the same area here (most of the terminal output at rest). This
+        screen is opaque: nothing below shows through, and its own widgets mark what they change
+        themselves, so such regions are dropped.
+        """
+        if regions and not (layout or recompose) and self.styles.background.a == 1:
+            return self
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "host":
@@ -109,29 +243,106 @@ class GpuScreen(Screen[None]):
             self.show_gpus(view)
 
     def compose(self) -> ComposeResult:
-        yield Static(id="gpu-screen-status")
-        yield VerticalScroll(id="gpu-blocks")
+        yield self._status
+        yield self._scroll
         yield Static("Processes", id="gpu-proc-title")
-        yield DataTable(id="gpu-processes", cursor_type="row", zebra_stripes=True)
+        yield self._table
         yield QuietFooter()
 
     def on_mount(self) -> None:
-        table = self.query_one("#gpu-processes", DataTable)
         for key, label in (
             ("gpu", "GPU"),
             ("pid", "PID"),
             ("owner", "Container / process"),
             ("mem", "GPU memory"),
         ):
-            table.add_column(label, key=key)
+            self._table.add_column(label, key=key)
+        self.watch(self._scroll, "scroll_y", self._scrolled, init=False)
+        view = getattr(self.app, "gpu_view", None)
+        if view is not None:
+            self.show_gpus(view)
+
+    def on_resize(self) -> None:
+        self._lay_out()
+
+    def on_screen_resume(self) -> None:
+        """Back on top (a modal closed): show the sample that came while it was covered."""
         view = getattr(self.app, "gpu_view", None)
         if view is not None:
             self.show_gpus(view)
 
     def show_gpus(self, view: GpuView, host: str | None = None) -> None:
+        """A new sample: drawn at once while this screen is on top, else when it comes back."""
         focus = getattr(self.app, "gpu_view", None)
         if focus is not None and focus is not view and host is not None:
             return  # another host's sample: this screen shows the host in focus
+        self._view = view
+        if not self.is_current or not self._scroll.is_mounted:
+            return  # covered, or not composed yet: shown on resume or mount
+        indices = tuple(g.index for g in view.snapshot.gpus)
+        if indices != self._indices:
+            self._indices = indices
+            self._mount_blocks(indices)
+        self._show_processes(view)
+        self._lay_out()
+        self._show_status(view)
+        self._show_blocks(view)
+
+    def _mount_blocks(self, indices: tuple[int, ...]) -> None:
+        """A block per GPU index, in index order. Blocks are never removed (a GPU that
+        vanishes is hidden, and shown again if it returns): a removal completes later, and a
+        block mounted again under the same id before that would clash."""
+        for index in sorted(set(indices) - set(self._blocks)):
+            block = GpuBlock(index)
+            if self._plan is not None:
+                block.styles.height = self._plan.block
+            later = [i for i in self._blocks if i > index]
+            if later:
+                self._scroll.mount(block, before=self._blocks[min(later)])
+            else:
+                self._scroll.mount(block)
+            self._blocks[index] = block
+        for index, block in self._blocks.items():
+            block.display = index in indices
+
+    def _lay_out(self) -> None:
+        """Size blocks and table for the screen's height (only when the plan changes)."""
+        height = self.outer_size.height  # (not .size: that asks the compositor's whole map)
+        if not height:
+            return
+        plan = plan_layout(height - FIXED_LINES, len(self._indices), self._table.row_count)
+        if plan == self._plan:
+            return
+        self._plan = plan
+        self._scroll.styles.height = plan.blocks
+        self._table.styles.height = plan.table
+        for block in self._blocks.values():
+            block.styles.height = plan.block
+        if self._view is not None:  # other blocks may be in view now
+            self._show_status(self._view)
+            self._show_blocks(self._view)
+
+    def _in_view(self) -> list[GpuBlock]:
+        """The blocks on screen now (with the scroll position and the plan's block height)."""
+        if self._plan is None:
+            return []  # not laid out yet: nothing is on screen
+        shown = [self._blocks[i] for i in self._indices if i in self._blocks]
+        top = int(self._scroll.scroll_y)
+        first = top // self._plan.block
+        last = -(-(top + self._plan.blocks) // self._plan.block)  # the last one partly in view
+        return shown[first:last]
+
+    def _show_blocks(self, view: GpuView) -> None:
+        for block in self._in_view():
+            block.show(view)
+
+    def _scrolled(self) -> None:
+        """Blocks scrolled into view catch up with the latest sample (they skipped it)."""
+        if self._view is not None and self.is_current:
+            self._show_blocks(self._view)
+            self._show_status(self._view)
+
+    def _show_status(self, view: GpuView) -> None:
         snap = view.snapshot
         status = Text()
         if view.replay_name or snap.replayed:
@@ -141,53 +352,20 @@ class GpuScreen(Screen[None]):
             f"source: {snap.source}  ·  host: {snap.host}  ·  "
             f"{len(snap.gpus)} GPU(s)  ·  sampling every {view.interval:g} s"
         )
+        status.append(self._page_note())
         if snap.error:
             status.append(f"  ·  {snap.error}", style="yellow")
-        try:
-            self.query_one("#gpu-screen-status", Static).update(status)
-            blocks = self.query_one("#gpu-blocks", VerticalScroll)
-        except NoMatches:  # not composed yet
-            return
-        indices = tuple(g.index for g in snap.gpus)
-        if indices != self._indices:
-            self._indices = indices
-            blocks.remove_children()
-            blocks.mount_all([GpuBlock(i) for i in indices])
-            self.call_after_refresh(self.show_gpus, view)
-            return
-        for block in blocks.query(GpuBlock):
-            block.show(view)
-        self._show_processes(view)
+        self._status.set_text(status)
+
+    def _page_note(self) -> str:
+        """Which GPUs are in view, when they do not all fit."""
+        plan, count = self._plan, len(self._indices)
+        if plan is None or plan.per_page >= count:
+            return ""
+        first = min(count - 1, round(self._scroll.scroll_y / plan.block))
+        last = min(count, first + plan.per_page)
+        return f"  ·  GPUs {first + 1}-{last} of {count} in view (PgUp/PgDn)"
 
     def _show_processes(self, view: GpuView) -> None:
-        table = self.query_one("#gpu-processes", DataTable)
-        rows: dict[str, tuple[str | Text, ...]] = {}
-        attributed = view.attribution.processes if view.attribution else ()
-        for p in attributed:
-            if p.container_id is not None:
-                owner: str | Text = Text(
-                    view.names.get(p.container_id, p.container_id[:12]), style="bold"
-                )
-            else:
-                owner = Text(
-                    process_label(
-                        p.command or p.process.process_name, p.process.pid, view.snapshot.replayed
-                    ),
-                    style="dim",
-                )
-            key = f"{p.process.gpu_index}:{p.process.pid}"
-            rows[key] = (
-                str(p.process.gpu_index),
-                str(p.process.pid),
-                owner,
-                fmt.size(p.process.used_memory_bytes),
-            )
-        existing = {str(r.key.value) for r in table.ordered_rows}
-        for gone in existing - set(rows):
-            table.remove_row(gone)
-        for key, cells in rows.items():
-            if key in existing:
-                for col, value in zip(("gpu", "pid", "owner", "mem"), cells, strict=True):
-                    table.update_cell(key, col, value, update_width=True)
-            else:
-                table.add_row(*cells, key=key)
+        if self._table.put_rows(_process_rows(view)):
+            self._table.sort("gpu", "pid", key=_by_gpu_and_pid)

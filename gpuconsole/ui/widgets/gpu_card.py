@@ -76,7 +76,9 @@ class GpuCard(Widget):
     """
 
     def __init__(self, index: int, host: str | None = None) -> None:
-        super().__init__(id=f"gpu-card-{index}" if host is None else None)
+        # No id: the card set can change twice before a removal completes (an nvidia-smi
+        # stream's first rounds may name only some GPUs), and a reused id would then clash.
+        super().__init__()
         self.index = index
         #: Set when the panel shows several hosts: the card's border names its host.
         self.host = host

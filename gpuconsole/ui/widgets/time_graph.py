@@ -1,15 +1,38 @@
-"""A filled time-series graph with a y scale and a time axis, drawn with eighth-block cells."""
+"""A filled time-series graph with a y scale and a time axis, drawn with eighth-block cells.
+
+Drawn in steps that can each be compared with the last sample's: a ``Drawing`` (each column's
+level and the time axis: what a user can see), its plain lines (``Drawing.lines``), then styles
+(``style_lines``, or ``TimeGraph.render_line`` a line at a time), which follow from the plain
+text alone. A sample that draws the same picture repaints nothing (an idle GPU over a full
+window); otherwise only the lines that differ are marked dirty (while the window fills, the
+rows holding the moving edge), and Textual asks the widget for, and writes to the terminal,
+only those lines.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from rich.text import Text
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Span, Text
+from textual.geometry import Region, Size
+from textual.strip import Strip
 from textual.widget import Widget
 
-_BLOCKS = " ▁▂▃▄▅▆▇█"
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
-Values = tuple[float | int | None, ...]
+_BLOCKS = " ▁▂▃▄▅▆▇█"
+_FILLED = re.compile(r"[^ ]+")
+_RUNS = re.compile(r"[^ ]+| +")
+_DIM = Style(dim=True)
+
+Values = Sequence[float | int | None]
+Label = Callable[[float], str]
 
 
 def _ago(seconds: float) -> str:
@@ -18,62 +41,63 @@ def _ago(seconds: float) -> str:
     return f"-{seconds:.0f}s"
 
 
-def render_graph(
-    values: Values,
-    width: int,
-    height: int,
-    top: float,
-    interval: float,
-    label: Callable[[float], str],
-    style: str = "cyan",
-    timestamps: tuple[float, ...] = (),
-) -> Text:
-    """The newest value is at the right edge; each column is one sample; None leaves a gap.
+def axis_width(top: float, label: Label) -> int:
+    """Columns of the y scale (labels and the axis line) left of the plot."""
+    return max(len(label(top)), len(label(0))) + 1
 
-    The time axis comes from the samples' own timestamps when given (a replay, or a poller that
-    fell behind, does not tick exactly at ``interval``), else from ``interval``.
+
+def _column(eighths: int | None, rows: int, cache: dict[int | None, str]) -> str:
+    """One sample's column, top to bottom: blanks, one partial cell, full cells below it."""
+    col = cache.get(eighths)
+    if col is None:
+        if eighths is None:
+            col = " " * rows
+        else:
+            full, part = divmod(eighths, 8)
+            col = (
+                "█" * rows if full >= rows else " " * (rows - full - 1) + _BLOCKS[part] + "█" * full
+            )
+        cache[eighths] = col
+    return col
+
+
+def _levels(values: Values, plot_w: int, rows: int, top: float) -> tuple[int | None, ...]:
+    """Each column's height in eighths of a cell (None: no sample), newest at the right.
+
+    Everything the plot shows follows from these: a new sample that leaves them as they were
+    (an idle GPU, a full window) draws nothing new.
     """
-    axis_w = max(len(label(top)), len(label(0))) + 1
-    plot_w = max(4, width - axis_w)
-    rows = max(1, height - 1)
     tail = values[-plot_w:]
-    pad = plot_w - len(tail)
-    eighths: list[int | None] = [None] * pad
+    levels: list[int | None] = [None] * (plot_w - len(tail))
     for v in tail:
         if v is None:
-            eighths.append(None)
+            levels.append(None)
         else:
             frac = 0.0 if top <= 0 else max(0.0, min(1.0, float(v) / top))
-            eighths.append(round(frac * rows * 8))
-    text = Text(no_wrap=True)
-    for r in range(rows):
-        level_from_bottom = rows - 1 - r
-        if r == 0:
-            tick = label(top)
-        elif r == rows - 1:
-            tick = label(0)
-        elif r == rows // 2:
-            tick = label(top / 2)
-        else:
-            tick = ""
-        text.append(tick.rjust(axis_w - 1) + "┤" if tick else " " * (axis_w - 1) + "│", style="dim")
-        # Empty cells go in their own (unstyled) runs: some SVG renderers strip leading blanks
-        # of a styled run, which would slide the graph left in screenshots.
-        run: list[str] = []
-        run_empty = True
-        for e in eighths:
-            cell = " " if e is None else _BLOCKS[max(0, min(8, e - level_from_bottom * 8))]
-            empty = cell == " "
-            if run and empty != run_empty:
-                text.append("".join(run), style="" if run_empty else style)
-                run = []
-            run.append(cell)
-            run_empty = empty
-        if run:
-            text.append("".join(run), style="" if run_empty else style)
-        text.append("\n")
-    # Time axis: a few labels from the oldest visible column to "now".
-    stamps = timestamps[-len(tail) :] if tail else ()
+            levels.append(round(frac * rows * 8))
+    return tuple(levels)
+
+
+def _plot_rows(levels: Sequence[int | None], rows: int) -> list[str]:
+    """The plot area, row by row (top first)."""
+    cache: dict[int | None, str] = {}
+    cols = [_column(level, rows, cache) for level in levels]
+    return ["".join(chars) for chars in zip(*cols, strict=True)]
+
+
+def _tick(r: int, rows: int, top: float, label: Label) -> str:
+    if r == 0:
+        return label(top)
+    if r == rows - 1:
+        return label(0)
+    if r == rows // 2:
+        return label(top / 2)
+    return ""
+
+
+def _time_axis(shown: int, plot_w: int, interval: float, timestamps: Sequence[float]) -> str:
+    """A few labels from the oldest visible column to "now"."""
+    stamps = timestamps[-shown:] if shown else ()
     if len(stamps) >= 2:
         # Columns left of the first sample are empty; extend at the measured rate.
         per = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
@@ -92,17 +116,116 @@ def render_graph(
         for i, ch in enumerate(mark):
             axis[lo + i] = ch
             taken[lo + i] = True
-    text.append(" " * axis_w + "".join(axis), style="dim")
-    return text
+    return "".join(axis)
+
+
+@dataclass(frozen=True, slots=True)
+class Drawing:
+    """What a graph shows, before it is turned into lines (compared sample to sample)."""
+
+    axis_w: int
+    rows: int
+    top: float
+    levels: tuple[int | None, ...]
+    time_axis: str
+
+    def lines(self, label: Label) -> list[str]:
+        """The plot rows under their y scale, then the time axis."""
+        lines = []
+        for r, row in enumerate(_plot_rows(self.levels, self.rows)):
+            tick = _tick(r, self.rows, self.top, label)
+            scale = tick.rjust(self.axis_w - 1) + "┤" if tick else " " * (self.axis_w - 1) + "│"
+            lines.append(scale + row)
+        lines.append(" " * self.axis_w + self.time_axis)
+        return lines
+
+
+def drawing(
+    values: Values,
+    width: int,
+    height: int,
+    top: float,
+    interval: float,
+    label: Label,
+    timestamps: Sequence[float] = (),
+) -> Drawing:
+    """The graph of ``values`` for a ``width`` x ``height`` area: ``max(1, height - 1)`` plot
+    rows under a y scale, then the time axis. The newest value is at the right edge; each
+    column is one sample; None leaves a gap.
+
+    The time axis comes from the samples' own timestamps when given (a replay, or a poller that
+    fell behind, does not tick exactly at ``interval``), else from ``interval``.
+    """
+    axis_w = axis_width(top, label)
+    plot_w = max(4, width - axis_w)
+    rows = max(1, height - 1)
+    shown = min(len(values), plot_w)
+    axis = _time_axis(shown, plot_w, interval, timestamps)
+    return Drawing(axis_w, rows, top, _levels(values, plot_w, rows, top), axis)
+
+
+def graph_lines(
+    values: Values,
+    width: int,
+    height: int,
+    top: float,
+    interval: float,
+    label: Label,
+    timestamps: Sequence[float] = (),
+) -> list[str]:
+    """The graph as plain lines (see ``drawing``)."""
+    return drawing(values, width, height, top, interval, label, timestamps).lines(label)
+
+
+def style_lines(lines: Sequence[str], axis_w: int, style: str = "cyan") -> Text:
+    """The lines of ``graph_lines`` as one Text: scales dim, filled cells in ``style``.
+
+    Blank cells get no style of their own: some SVG renderers strip leading blanks of a styled
+    run, which would slide the graph left in screenshots.
+    """
+    spans: list[Span] = []
+    offset = 0
+    last = len(lines) - 1
+    for i, line in enumerate(lines):
+        if i == last:
+            spans.append(Span(offset, offset + len(line), "dim"))
+            break
+        spans.append(Span(offset, offset + axis_w, "dim"))
+        spans.extend(
+            Span(offset + m.start(), offset + m.end(), style)
+            for m in _FILLED.finditer(line, axis_w)
+        )
+        offset += len(line) + 1
+    return Text("\n".join(lines), no_wrap=True, spans=spans)
+
+
+def render_graph(
+    values: Values,
+    width: int,
+    height: int,
+    top: float,
+    interval: float,
+    label: Label,
+    style: str = "cyan",
+    timestamps: Sequence[float] = (),
+) -> Text:
+    """The whole graph, styled (see ``graph_lines``)."""
+    lines = graph_lines(values, width, height, top, interval, label, timestamps)
+    return style_lines(lines, axis_width(top, label), style)
 
 
 class TimeGraph(Widget):
+    """A graph that repaints only what a new sample changed (lines, or its subtitle's border)."""
+
     DEFAULT_CSS = """
     TimeGraph { height: 9; border: round $panel-lighten-2; padding: 0 1; }
     """
 
+    #: Set while the subtitle changes: its refresh repaints the bottom border line only.
+    _border_only = False
+
     def __init__(
-        self, title: str, label: Callable[[float], str], style: str = "cyan", id: str | None = None
+        self, title: str, label: Label, style: str = "cyan", id: str | None = None
     ) -> None:
         super().__init__(id=id)
         self.border_title = title
@@ -111,7 +234,17 @@ class TimeGraph(Widget):
         self._values: Values = ()
         self._top = 1.0
         self._interval = 1.0
-        self._timestamps: tuple[float, ...] = ()
+        self._timestamps: Sequence[float] = ()
+        self._subtitle: str | None = None
+        #: What was last drawn, its lines, and the size they were drawn for (a new sample is
+        #: compared with them before anything is repainted).
+        self._drawn: Drawing | None = None
+        self._lines: list[str] = []
+        self._drawn_at = Size(0, 0)
+        self._text: Text | None = None
+        #: Line number -> (what it was drawn from, its strip): a repaint of unchanged lines is
+        #: a look-up.
+        self._strips: dict[int, tuple[tuple[str, bool, int, Style], Strip]] = {}
 
     def show(
         self,
@@ -119,25 +252,137 @@ class TimeGraph(Widget):
         top: float | None,
         interval: float,
         subtitle: str,
-        timestamps: tuple[float, ...] = (),
+        timestamps: Sequence[float] = (),
     ) -> None:
+        """Show a new sample; nothing is repainted when it draws the same as the last one."""
         self._values = values
         self._timestamps = timestamps
-        known = [float(v) for v in values if v is not None]
-        self._top = top if top else (max(known) * 1.1 if known and max(known) > 0 else 1.0)
         self._interval = interval
-        self.border_subtitle = subtitle
-        self.refresh()
+        self._top = top if top else self._visible_peak(values)
+        self._set_subtitle(subtitle)
+        self._redraw()
 
-    def render(self) -> Text:
-        size = self.content_size
-        return render_graph(
+    def _visible_peak(self, values: Values) -> float:
+        """A scale for a series without a known maximum: its visible part's peak, plus 10 %."""
+        width = self._content_size().width
+        known = [float(v) for v in (values[-width:] if width else values) if v is not None]
+        peak = max(known, default=0.0)
+        return peak * 1.1 if peak > 0 else 1.0
+
+    def _set_subtitle(self, subtitle: str) -> None:
+        if subtitle == self._subtitle:
+            return
+        self._subtitle = subtitle
+        self._border_only = True
+        try:
+            self.border_subtitle = subtitle  # its refresh() comes back here: see refresh
+        finally:
+            self._border_only = False
+
+    def _drawing(self, size: Size) -> Drawing:
+        return drawing(
             self._values,
             size.width,
             size.height,
             self._top,
             self._interval,
             self._label,
-            self._style,
             self._timestamps,
         )
+
+    def _content_size(self) -> Size:
+        """The content area's size, from the size Textual last laid out.
+
+        (Widget.content_size asks the compositor, which builds a whole new arrangement of the
+        screen whenever anything off-screen changed: most of the cost of a sample at rest.)
+        """
+        width, height = self.outer_size
+        gutter = self.styles.gutter
+        return Size(max(0, width - gutter.width), max(0, height - gutter.height))
+
+    def _redraw(self) -> None:
+        size = self._content_size()
+        if not size or size != self._drawn_at:
+            self._drawn = None  # never drawn at this size: painting draws it all
+            self.refresh()
+            return
+        new = self._drawing(size)
+        if new == self._drawn:
+            return  # the same picture: nothing to repaint (the common case at rest)
+        lines = new.lines(self._label)
+        old = self._lines
+        changed = [y for y, line in enumerate(lines) if y >= len(old) or old[y] != line]
+        self._drawn, self._lines, self._text = new, lines, None
+        if len(changed) == len(lines):
+            self.refresh()
+        elif changed:
+            self.refresh(*(Region(0, y, size.width, 1) for y in changed))
+
+    def refresh(
+        self,
+        *regions: Region,
+        repaint: bool = True,
+        layout: bool = False,
+        recompose: bool = False,
+    ) -> Self:
+        """While only the subtitle changes, repaint the bottom border line, not the graph.
+
+        (Setting ``border_subtitle`` calls a plain ``refresh()``: the whole widget otherwise.)
+        """
+        if self._border_only and not (regions or layout or recompose) and self.outer_size:
+            # Regions are relative to the content area: the border line lies below it.
+            offset = self.content_offset
+            outer = self.outer_size
+            bottom = Region(-offset.x, outer.height - 1 - offset.y, outer.width, 1)
+            return super().refresh(bottom, repaint=repaint)
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+    def _current_lines(self) -> list[str]:
+        """The lines for the size the widget has now (drawn afresh after a resize)."""
+        size = self._content_size()
+        if size != self._drawn_at or self._drawn is None:
+            if size != self._drawn_at:
+                self._strips.clear()
+            self._drawn = self._drawing(size)
+            self._lines = self._drawn.lines(self._label)
+            self._drawn_at = size
+            self._text = None
+        return self._lines
+
+    def render(self) -> Text:
+        """The whole graph as one Text (what a user reads; Textual paints line by line)."""
+        if self._text is None or self._content_size() != self._drawn_at:
+            lines = self._current_lines()
+            self._text = style_lines(lines, self._axis_w(), self._style)
+        return self._text
+
+    def _axis_w(self) -> int:
+        return self._drawn.axis_w if self._drawn else axis_width(self._top, self._label)
+
+    def render_line(self, y: int) -> Strip:
+        """One line: Textual asks only for the lines marked dirty, so a sample that moved one
+        row costs one row here, not the whole graph (the Line API, as DataTable and Log do)."""
+        lines = self._current_lines()
+        width = self._drawn_at.width
+        base = self.rich_style
+        if y >= len(lines):
+            return Strip.blank(width, base)
+        key = (lines[y], y == len(lines) - 1, self._axis_w(), base)
+        strip = self._strips.get(y)
+        if strip is None or strip[0] != key:
+            strip = (key, self._strip(*key).crop_extend(0, width, base))
+            self._strips[y] = strip
+        return strip[1]
+
+    def _strip(self, line: str, is_axis: bool, axis_w: int, base: Style) -> Strip:
+        """A line's segments, styled as ``style_lines`` styles it."""
+        dim = base + _DIM
+        if is_axis:
+            return Strip([Segment(line, dim)], len(line))
+        fill = base + Style.parse(self._style)
+        segments = [Segment(line[:axis_w], dim)]
+        segments.extend(
+            Segment(run.group(), base if run.group()[0] == " " else fill)
+            for run in _RUNS.finditer(line, axis_w)
+        )
+        return Strip(segments, len(line))
