@@ -30,12 +30,23 @@ def na(value: object | None, text: str | None = None) -> str:
     return text if text is not None else str(value)
 
 
+_BINARY_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB", "RiB", "QiB")
+
+
 def size(n: int | None) -> str:
+    """Binary units with one decimal, as ``humanize.naturalsize(n, binary=True)`` writes them
+    (equal for every size checked), at a fraction of its cost: the table formats two sizes per
+    container on every refresh, and humanize looks its words up in gettext each time."""
     if n is None:
         return NA
-    import humanize
-
-    return str(humanize.naturalsize(n, binary=True, format="%.1f"))
+    magnitude = abs(n)
+    if magnitude < 1024:
+        return f"{n} Byte" if magnitude == 1 else f"{n} Bytes"
+    value, unit = magnitude / 1024, 0
+    while round(value, 1) >= 1024 and unit < len(_BINARY_UNITS) - 1:
+        value /= 1024
+        unit += 1
+    return f"{'-' if n < 0 else ''}{value:.1f} {_BINARY_UNITS[unit]}"
 
 
 def cpu_percent(value: float | None, running: bool = True) -> str:

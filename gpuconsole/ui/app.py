@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App
+from textual.driver import Driver
 from textual.screen import Screen
 
 from gpuconsole import __version__
@@ -70,6 +71,18 @@ class GpuconsoleApp(App[int]):
         self.containers_screen = ContainersScreen(
             self.hosts, self.fleet, read_only, with_gpus=with_gpus
         )
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's own driver, except on a Linux/macOS terminal: one that sees Escape sooner
+        (ui/quick_escape.py)."""
+        driver = super().get_driver_class()
+        from textual.drivers.linux_driver import LinuxDriver
+
+        if driver is LinuxDriver:
+            from gpuconsole.ui.quick_escape import QuickEscapeDriver
+
+            return QuickEscapeDriver
+        return driver
 
     @property
     def host(self) -> Host:

@@ -116,8 +116,14 @@ class HostRows:
     stale: str | None = None
 
 
-class ContainersTable(FastTable):
-    """Applies snapshots of one or more hosts without clearing itself."""
+class ContainersTable(FastTable, inherit_bindings=False):
+    """Applies snapshots of one or more hosts without clearing itself.
+
+    Enter is the screen's (details, shown in the footer): a table binding for it would hide the
+    footer's key while the table has the focus and show it again whenever the focus moves.
+    """
+
+    BINDINGS = FastTable.NAV_BINDINGS
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(zebra_stripes=True, **kwargs)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -23,10 +23,13 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 Cell = str | Text
 Cells = tuple[Cell, ...]
@@ -55,14 +58,18 @@ def as_text(cell: Cell) -> Text:
 class FastTable(ScrollView, can_focus=True):
     """Rows keyed by string, shown in the order given, with a row cursor."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Select", show=False),
+    #: Moving the cursor; a table whose screen binds enter itself uses these alone.
+    NAV_BINDINGS: ClassVar[list[BindingType]] = [
         Binding("up", "cursor_up", "Cursor up", show=False),
         Binding("down", "cursor_down", "Cursor down", show=False),
         Binding("pageup", "page_up", "Page up", show=False),
         Binding("pagedown", "page_down", "Page down", show=False),
         Binding("home,ctrl+home", "first_row", "First row", show=False),
         Binding("end,ctrl+end", "last_row", "Last row", show=False),
+    ]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Select", show=False),
+        *NAV_BINDINGS,
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -119,9 +126,12 @@ class FastTable(ScrollView, can_focus=True):
         self._cells: dict[str, Cells] = {}
         self._strips: dict[tuple[str, int], Strip] = {}
         self._styles: dict[str, Style] | None = None
-        self._restyle = False
         self._header: Strip | None = None
         self._cursor = 0
+        #: Set between a focus change and Textual's whole-widget repaint that follows it.
+        self._quiet = False
+        #: The content width at the last paint (a full repaint follows any resize).
+        self._width = 0
         #: Row strips built so far: what a repaint cost (tests and benches read it).
         self.strips_built = 0
 
@@ -267,32 +277,60 @@ class FastTable(ScrollView, can_focus=True):
 
     # -- drawing --------------------------------------------------------------------------
 
+    def _on_focus(self, _event: events.Focus) -> None:
+        self._skip_repaint()
+
+    def _on_blur(self, _event: events.Blur) -> None:
+        self._skip_repaint()
+
+    def _skip_repaint(self) -> None:
+        """Textual's focus handlers (run right after these) repaint the whole widget; a focus
+        change here only changes the cursor's look, which notify_style_update repaints."""
+        self._quiet = True
+        self.call_later(self._end_quiet)
+
+    def _end_quiet(self) -> None:
+        self._quiet = False
+
+    def refresh(
+        self,
+        *regions: Region,
+        repaint: bool = True,
+        layout: bool = False,
+        recompose: bool = False,
+    ) -> Self:
+        if self._quiet and not (regions or layout or recompose):
+            self._quiet = False
+            return self
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
     def notify_style_update(self) -> None:
-        """A theme or pseudo-class (focus) change: the looks are read again on the next draw."""
+        """A theme or pseudo-class (focus) change: only what changed look is drawn again (a
+        focus change repaints the cursor row, not the table)."""
         super().notify_style_update()
-        self._restyle = True
-        self.refresh()
+        if self._styles is None or not self.is_mounted:
+            return
+        old = self._styles
+        self._styles = None
+        new = self._look()
+        if (old["even-row"], old["odd-row"]) != (new["even-row"], new["odd-row"]):
+            self._strips.clear()
+            self._header = None
+            self.refresh()
+            return
+        if old["header"] != new["header"]:
+            self._header = None
+            self.refresh(Region(0, 0, max(self._width, 1), 1))
+        if old["cursor"] != new["cursor"]:
+            self._strips = {k: v for k, v in self._strips.items() if k[1] != _CURSOR}
+            self.refresh_line(self._cursor + 1)
 
     def _look(self) -> dict[str, Style]:
-        if self._styles is None or self._restyle:
-            self._restyle = False
-            styles = {
+        if self._styles is None:
+            self._styles = {
                 name: self.get_component_rich_style(f"fast-table--{name}")
                 for name in ("header", "cursor", "even-row", "odd-row")
             }
-            old, self._styles = self._styles, styles
-            if old is not None and old != styles:
-                # Focus moving away only changes the cursor's look: only its strips go.
-                if old["header"] != styles["header"]:
-                    self._header = None
-                rows_changed = (old["even-row"], old["odd-row"]) != (
-                    styles["even-row"],
-                    styles["odd-row"],
-                )
-                if rows_changed:
-                    self._strips.clear()
-                elif old["cursor"] != styles["cursor"]:
-                    self._strips = {k: v for k, v in self._strips.items() if k[1] != _CURSOR}
         return self._styles
 
     def _widen(self, keys: Iterable[str]) -> bool:
@@ -363,8 +401,18 @@ class FastTable(ScrollView, can_focus=True):
             self._strips[(key, look)] = strip
         return strip
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Asked once per paint, not per line: Textual's region properties look the widget up
+        # in the screen's layout each time they are read.
+        self._width = self.scrollable_content_region.width
+        return super().render_lines(crop)
+
+    def refresh_line(self, y: int) -> None:
+        """Repaint content line ``y`` (the header is line 0), without asking for the size."""
+        self.refresh(Region(0, y - round(self.scroll_y), max(self._width, 1), 1))
+
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
+        width = self._width
         scroll_x, scroll_y = self.scroll_offset
         styles = self._look()
         if y == 0:
