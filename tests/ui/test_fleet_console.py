@@ -136,6 +136,9 @@ async def test_trusting_an_unknown_host_key_after_seeing_its_fingerprint(
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
         assert expected in text_of(app.screen.query_one("#dialog-body"), 200)
         await pilot.press("y")
+        # Back from the host list (which covers the table: rows are drawn when it shows).
+        await until(pilot, lambda: isinstance(app.screen, HostsScreen), what="the host list")
+        await pilot.press("escape")
         table = await table_of(app, pilot)
         machine = app.hosts[1].machine
         await until(
