@@ -164,21 +164,8 @@ def drawing(
     return Drawing(axis_w, rows, top, _levels(values, plot_w, rows, top), axis)
 
 
-def graph_lines(
-    values: Values,
-    width: int,
-    height: int,
-    top: float,
-    interval: float,
-    label: Label,
-    timestamps: Sequence[float] = (),
-) -> list[str]:
-    """The graph as plain lines (see ``drawing``)."""
-    return drawing(values, width, height, top, interval, label, timestamps).lines(label)
-
-
 def style_lines(lines: Sequence[str], axis_w: int, style: str = "cyan") -> Text:
-    """The lines of ``graph_lines`` as one Text: scales dim, filled cells in ``style``.
+    """A drawing's lines as one Text: scales dim, filled cells in ``style``.
 
     Blank cells get no style of their own: some SVG renderers strip leading blanks of a styled
     run, which would slide the graph left in screenshots.
@@ -209,9 +196,9 @@ def render_graph(
     style: str = "cyan",
     timestamps: Sequence[float] = (),
 ) -> Text:
-    """The whole graph, styled (see ``graph_lines``)."""
-    lines = graph_lines(values, width, height, top, interval, label, timestamps)
-    return style_lines(lines, axis_width(top, label), style)
+    """The whole graph, styled (see ``drawing``)."""
+    graph = drawing(values, width, height, top, interval, label, timestamps)
+    return style_lines(graph.lines(label), graph.axis_w, style)
 
 
 class TimeGraph(Widget):
