@@ -218,6 +218,59 @@ async def shoot_fleet(client: docker.DockerClient, home: Path) -> None:
         apps.write_text(before)
 
 
+def shoot_browser() -> None:
+    """The console served to a browser (gpuconsole serve) and photographed by chromium: the
+    page as a user sees it, through the printed URL, with the replayed H100 at 0.1 s samples."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    chromium = os.environ.get("GPUCONSOLE_TEST_CHROMIUM") or shutil.which("chromium")
+    if chromium is None:
+        print("no chromium (apt-get install chromium): browser screenshot skipped")
+        return
+    from playwright.sync_api import sync_playwright
+
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gpuconsole",
+            "--gpu-replay",
+            str(RECORDING),
+            "--gpu-interval",
+            "0.1",
+            "serve",
+            "--port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        with sync_playwright() as playwright:
+            args = ["--no-sandbox"] if os.geteuid() == 0 else []
+            browser = playwright.chromium.launch(executable_path=chromium, args=args)
+            page = browser.new_page(viewport={"width": 1280, "height": 760})
+            page.goto(url)
+            page.wait_for_function(
+                "() => window.gpuconsoleTerminal && [...Array(window.gpuconsoleTerminal.rows)]"
+                ".some((_, i) => (window.gpuconsoleTerminal.buffer.active.getLine(i) || "
+                "{translateToString: () => ''}).translateToString().includes('train-resnet50'))",
+                timeout=30_000,
+            )
+            time.sleep(18)  # the replay (real time) reaches its matmul phase at 15 s
+            page.screenshot(path=str(OUT / "browser.png"))
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
 def main() -> None:
     client = docker.DockerClient(base_url=default_docker_host(), version="auto")
     for c in client.containers.list(all=True, filters={"label": "gpuconsole-demo"}):
@@ -227,6 +280,7 @@ def main() -> None:
         start_demo(client, workdir)
         try:
             asyncio.run(shoot())
+            shoot_browser()
             if os.environ.get("GPUCONSOLE_TEST_SSH_PORT"):  # the test set-up's loopback sshd
                 asyncio.run(shoot_fleet(client, Path(workdir) / "home"))
             else:

@@ -46,6 +46,7 @@ def test_wheel_installed_elsewhere_finds_its_styles(tmp_path: Path) -> None:
     (wheel,) = dist.glob("gpuconsole-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "gpuconsole/styles/app.tcss" in names
+    assert {"gpuconsole/web/assets/page.html", "gpuconsole/web/assets/page.js"} <= set(names)
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
@@ -82,3 +83,21 @@ def test_wheel_installed_elsewhere_finds_its_styles(tmp_path: Path) -> None:
     assert path.startswith(site) and path.endswith("gpuconsole/styles/app.tcss")
     assert not path.startswith(str(ROOT))
     assert state == "True heavy"
+
+    # The browser page (gpuconsole serve) comes from the wheel too, whole.
+    served = subprocess.run(
+        [
+            str(py),
+            "-c",
+            "from gpuconsole.web import assets as a; print(a.HERE); "
+            "print(sorted(a.assets())); print('/assets/page.js' in a.page('x', 16))",
+        ],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert served.returncode == 0, served.stderr
+    here, names_served, linked = served.stdout.strip().splitlines()
+    assert here.startswith(site)
+    assert "page.js" in names_served and "textual.js" in names_served and linked == "True"

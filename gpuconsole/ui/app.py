@@ -74,7 +74,7 @@ class GpuconsoleApp(App[int]):
 
     def get_driver_class(self) -> type[Driver]:
         """Textual's own driver, except on a Linux/macOS terminal: one that sees Escape sooner
-        (ui/quick_escape.py)."""
+        (ui/quick_escape.py); in a browser, one that quits when its server goes."""
         driver = super().get_driver_class()
         from textual.drivers.linux_driver import LinuxDriver
 
@@ -82,6 +82,10 @@ class GpuconsoleApp(App[int]):
             from gpuconsole.ui.quick_escape import QuickEscapeDriver
 
             return QuickEscapeDriver
+        if driver.__name__ == "WebDriver":  # served to a browser: see ui/served_driver.py
+            from gpuconsole.ui.served_driver import ServedDriver
+
+            return ServedDriver
         return driver
 
     @property

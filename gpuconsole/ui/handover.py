@@ -27,12 +27,15 @@ if TYPE_CHECKING:
 
 NO_TERMINAL = (
     "This console has no terminal to hand over (a browser or test session) — run "
-    "`gpuconsole shell` in a terminal instead"
+    "`gpuconsole shell` (or ssh) in a terminal instead"
 )
 
 
 def open_shell(app: App[object], fleet: Fleet, request: ShellRequest) -> None:
     """Open ``request`` off the loop, then hand it the terminal; errors become notifications."""
+    if app.is_web:  # a browser tab has no terminal to give: say so before opening anything
+        app.notify(NO_TERMINAL, title="Shell", severity="warning", timeout=8)
+        return
 
     def body() -> None:
         from gpuconsole.backend.shells.session import open_session

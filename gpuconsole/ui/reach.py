@@ -76,6 +76,17 @@ def _open_url(app: App[object], host: Host, container_id: str, url: str) -> None
             app.call_from_thread(app.notify, f"no tunnel: {exc}", title="Open", severity="error")
             return
         url = url.replace(f":{remote}/", f":{here}/", 1)
+    if app.is_web:
+        # Served to a browser (gpuconsole serve): the tab opens it, not a browser where the
+        # console runs. The port is on that machine's loopback, as the console's own is.
+        app.call_from_thread(app.open_url, url)
+        app.call_from_thread(
+            app.notify,
+            f"Opened in a new tab; from another machine, forward port {urlsplit(url).port} "
+            "with ssh -L as you did for the console",
+            title="Open",
+        )
+        return
     if not open_in_browser(url):
         app.call_from_thread(
             app.notify,
