@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from gpuconsole.cli.common import err
 
 if TYPE_CHECKING:
+    import ssl
+
     from gpuconsole.settings.config import Settings
 
 COMMANDS: frozenset[str] = frozenset({"serve"})
@@ -72,6 +74,13 @@ def add_parsers(sub: Any) -> None:
         help=f"browser tabs with a console at once (default {DEFAULT_MAX_SESSIONS}; each is a "
         "console process with its own connections to the hosts)",
     )
+    p.add_argument(
+        "--tls-cert",
+        metavar="PEM",
+        type=Path,
+        help="serve HTTPS with this certificate (chain) — for --bind beyond loopback",
+    )
+    p.add_argument("--tls-key", metavar="PEM", type=Path, help="the certificate's private key")
     # The console's own options, also accepted after `serve` (SUPPRESS: absent here, the
     # value given before `serve` stays).
     p.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help="config file")
@@ -123,14 +132,33 @@ def is_loopback(address: str) -> bool:
         return False
 
 
-def url_for(bind: str, port: int, token: str) -> str:
+def url_for(bind: str, port: int, token: str, scheme: str = "http") -> str:
     """The URL to print: the bound address, or this machine's name for a wildcard bind."""
     host = bind
     if bind in ("0.0.0.0", "::", ""):
         host = socket.gethostname()
     elif ":" in bind:
         host = f"[{bind}]"
-    return f"http://{host}:{port}/?token={token}"
+    return f"{scheme}://{host}:{port}/?token={token}"
+
+
+def tls_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """An HTTPS context from --tls-cert/--tls-key, or None; raises ValueError naming the fix."""
+    if cert is None and key is None:
+        return None
+    if cert is None or key is None:
+        raise ValueError("--tls-cert and --tls-key go together — give both PEM files")
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(
+            f"cannot use --tls-cert {cert} / --tls-key {key}: {exc} — give a PEM certificate "
+            "and its unencrypted private key"
+        ) from None
+    return context
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -142,11 +170,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.gpu_replay and not Path(args.gpu_replay).is_file():
         err(f"--gpu-replay: {args.gpu_replay} is not a file — give a recorded GPU JSONL")
         return 2
+    try:
+        tls = tls_context(args.tls_cert, args.tls_key)
+    except ValueError as exc:
+        err(str(exc))
+        return 2
     if not is_loopback(args.bind):
         err(
             f"warning: serving on {args.bind}: anyone who can reach port {args.port} there and "
-            "holds the token controls these containers, over plain HTTP. Prefer the default "
-            "(127.0.0.1) and ssh -L."
+            "holds the token controls these containers"
+            + (", over plain HTTP (--tls-cert/--tls-key serve HTTPS)" if tls is None else "")
+            + ". Prefer the default (127.0.0.1) and ssh -L."
         )
     logging.basicConfig(
         level=logging.INFO,
@@ -159,17 +193,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     def config_for(port: int) -> ServeConfig:
         return ServeConfig(
             console_argv=tuple(console_argv(args, settings)),
-            gate=Gate(token=token, cookie_name=f"gpuconsole-{port}"),
+            gate=Gate(token=token, cookie_name=f"gpuconsole-{port}", secure=tls is not None),
             max_sessions=args.max_sessions,
             title="gpuconsole" + (" (read-only)" if args.read_only else ""),
         )
 
     def ready(port: int) -> None:
-        print(url_for(args.bind, port, token), flush=True)
+        print(url_for(args.bind, port, token, "https" if tls else "http"), flush=True)
         err(f"serving the console on {args.bind}:{port}; ctrl+c stops it")
 
     try:
-        serve(config_for, args.bind, args.port, ready)
+        serve(config_for, args.bind, args.port, ready, tls)
     except OSError as exc:
         err(
             f"cannot listen on {args.bind}:{args.port}: {exc.strerror or exc} — pick another "

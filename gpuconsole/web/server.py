@@ -14,6 +14,7 @@ import json
 import logging
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -220,6 +221,7 @@ def serve(
     bind: str,
     port: int,
     on_ready: Callable[[int], None],
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Listen on ``bind``:``port`` (0 picks a free port), then serve until SIGINT/SIGTERM.
 
@@ -227,7 +229,7 @@ def serve(
     port (two servers on one machine must not overwrite each other's cookie) and ``on_ready``
     prints a URL that already answers. Raises OSError when the address cannot be bound."""
     listener = _listen(bind, port)
-    asyncio.run(_serve(make_config(listener.getsockname()[1]), listener, on_ready))
+    asyncio.run(_serve(make_config(listener.getsockname()[1]), listener, on_ready, tls))
 
 
 def _listen(bind: str, port: int) -> socket.socket:
@@ -243,13 +245,16 @@ def _listen(bind: str, port: int) -> socket.socket:
 
 
 async def _serve(
-    config: ServeConfig, listener: socket.socket, on_ready: Callable[[int], None]
+    config: ServeConfig,
+    listener: socket.socket,
+    on_ready: Callable[[int], None],
+    tls: ssl.SSLContext | None,
 ) -> None:
     server = ConsoleServer(config)
     runner = web.AppRunner(server.application(), access_log=None, handle_signals=False)
     await runner.setup()
     try:
-        await web.SockSite(runner, listener).start()
+        await web.SockSite(runner, listener, ssl_context=tls).start()
         on_ready(listener.getsockname()[1])
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

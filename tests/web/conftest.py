@@ -18,7 +18,7 @@ import pytest
 from support import engine_url, wait_for
 
 REPLAY = Path(__file__).parent.parent / "fixtures" / "gpu" / "h100" / "nvml-recording-h100.jsonl"
-URL = re.compile(r"^http://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]{40,})$")
+URL = re.compile(r"^https?://127\.0\.0\.1:(\d+)/\?token=([A-Za-z0-9_-]{40,})$")
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Served:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.url.split(':')[0]}://127.0.0.1:{self.port}"
 
     @property
     def token(self) -> str:

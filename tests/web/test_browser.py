@@ -75,9 +75,18 @@ def test_the_console_in_a_browser(
     page.mouse.click(box["x"] + 40, y)
     wait_for_screen(page, "Image", container.id[:12])
 
-    # A shell needs a terminal to hand over: the tab says so instead of breaking.
+    # The other screens: the launch form, the logs.
     page.keyboard.press("Escape")
     wait_for_screen(page, "Name", "Image", "Status")
+    page.keyboard.press("n")
+    wait_for_screen(page, "Launch a container on local", "Variant", "Memory")
+    page.keyboard.press("Escape")
+    wait_for(lambda: "Launch a container" not in screen(page), 10, "the launch form to close")
+    page.keyboard.press("l")
+    wait_for_screen(page, f"Logs: {container.name} on local", "Timestamps")
+    page.keyboard.press("Escape")
+    wait_for(lambda: "Logs: " not in screen(page), 10, "the logs to close")
+    # A shell needs a terminal to hand over: the tab says so instead of breaking.
     page.keyboard.press("e")
     wait_for_screen(page, "no terminal to hand over")
 

@@ -211,6 +211,44 @@ def test_a_console_whose_server_is_killed_quits(serve: Callable[..., Served]) ->
     loop.close()
 
 
+async def test_https_with_a_certificate(serve: Callable[..., Served], tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    served = serve("--tls-cert", str(cert), "--tls-key", str(key))
+    assert served.url.startswith("https://127.0.0.1:")
+    first = await get(served.url, ssl=False)
+    assert first.status == 303
+    assert "Secure" in first.headers["Set-Cookie"]  # the cookie never travels over plain HTTP
+    assert (await get(served.base + "/", ssl=False, cookies=cookie_of(served))).status == 200
+    ws = await open_console(served, ssl=False)  # Origin https://..., as the page sends it
+    assert "gpuconsole" in await screen_text(ws, "gpuconsole")
+    await close(ws)
+    half = run_cli("serve", "--tls-cert", str(cert), timeout=60)
+    assert half.returncode == 2 and "--tls-cert and --tls-key go together" in half.stderr
+    wrong = run_cli("serve", "--tls-cert", str(key), "--tls-key", str(key), timeout=60)
+    assert wrong.returncode == 2 and "cannot use --tls-cert" in wrong.stderr
+
+
 def test_exposure_beyond_loopback_is_spelled_out_and_warned() -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "gpuconsole", "serve", "--bind", "0.0.0.0", "--port", "0"],
@@ -227,6 +265,7 @@ def test_exposure_beyond_loopback_is_spelled_out_and_warned() -> None:
         process.terminate()
         _, stderr = process.communicate(timeout=20)
     assert "warning: serving on 0.0.0.0" in stderr and "ssh -L" in stderr
+    assert "over plain HTTP (--tls-cert/--tls-key serve HTTPS)" in stderr
 
 
 def test_bad_options_say_what_to_do() -> None:
