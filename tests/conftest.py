@@ -42,6 +42,37 @@ def docker_client() -> Iterator[Any]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def memlock_refused(docker_client: Any) -> bool:
+    """Does this engine refuse ``--ulimit memlock=-1``? Asked of the engine itself (a container
+    that tries it), so tests of the adaptive defaults do not take the probe's word for it.
+
+    True here (the CI engine has no CAP_SYS_RESOURCE), False on an engine running as root.
+    """
+    import docker.errors
+    from docker.types import Ulimit
+
+    for _ in range(3):  # another suite's clean-up may remove it under us: try again
+        container = docker_client.containers.create(
+            TEST_IMAGE,
+            ["true"],
+            labels={TEST_LABEL: "1", "gpct-memlock-oracle": "1"},
+            ulimits=[Ulimit(name="memlock", soft=-1, hard=-1)],
+        )
+        try:
+            container.start()
+        except docker.errors.NotFound:
+            continue
+        except docker.errors.APIError as exc:
+            assert "rlimit" in str(exc), exc
+            return True
+        finally:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        return False
+    pytest.fail("could not ask the engine whether it sets memlock=-1", pytrace=False)
+
+
 @pytest.fixture
 def make_container(docker_client: Any) -> Iterator[Callable[..., Any]]:
     """Create (and by default start) a labelled busybox container; removed after the test."""

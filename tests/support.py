@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -40,13 +39,6 @@ def run_cli(
         timeout=timeout,
         env=full_env,
     )
-
-
-def memlock_limit() -> str | None:
-    """``memlock=<hard limit>`` where this machine forbids raising memlock (an engine without
-    CAP_SYS_RESOURCE, as inside a CI container); None where ``memlock=-1`` works."""
-    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
-    return None if hard == resource.RLIM_INFINITY else f"memlock={hard}"
 
 
 def host_at(

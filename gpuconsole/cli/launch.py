@@ -75,7 +75,7 @@ def add_parsers(sub: Any) -> None:
         default=None,
         metavar="NAME=SOFT[:HARD]",
         dest="ulimits",
-        help="default memlock=-1 and stack=67108864",
+        help="default memlock=-1 and stack=67108864, each where the engine can set it",
     )
     p.add_argument("-w", "--workdir", metavar="DIR")
     p.add_argument("-u", "--user", metavar="USER")
@@ -192,6 +192,8 @@ def _cmd_launch(args: argparse.Namespace, settings: Settings) -> int:
             check = check_launch(host, spec, snapshot)
             for issue in check.warnings:
                 _err(f"warning: {FLAGS.get(issue.field, issue.field)}: {issue.message}")
+            for issue in check.notes:
+                _err(f"note: {FLAGS.get(issue.field, issue.field)}: {issue.message}")
             if not check.ok:
                 _print_rejected(check.errors)
                 return 2
@@ -248,6 +250,8 @@ def _cmd_launch(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"  SSH:     {result.ssh_command}")
             if not hosted.is_local and result.url:
                 print(f"  A local URL: gpuconsole tunnel {result.name} --host {hosted.name}")
+            for note in result.notes:
+                print(f"  Note:    {note}")
         return 0
     finally:
         hosted.close()

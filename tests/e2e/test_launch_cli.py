@@ -14,14 +14,9 @@ from typing import Any
 
 import pytest
 
-from support import TEST_IMAGE, TEST_LABEL, memlock_limit, run_cli
+from support import TEST_IMAGE, TEST_LABEL, run_cli
 
 JUPYTER_IMAGE = os.environ.get("GPUCONSOLE_TEST_JUPYTER_IMAGE", "gpuconsole-test/jupyter:bookworm")
-
-
-def memlock() -> list[str]:
-    limit = memlock_limit()
-    return ["--ulimit", limit] if limit else []
 
 
 gc = run_cli
@@ -66,7 +61,9 @@ def get(
         return exc.code, exc.headers.get("Location") or "", ""
 
 
-def test_jupyter_launch_end_to_end(run: Run, docker_client: Any, tmp_path: Path) -> None:
+def test_jupyter_launch_end_to_end(
+    run: Run, docker_client: Any, memlock_refused: bool, tmp_path: Path
+) -> None:
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     (notebooks / "hello.ipynb").write_text("{}")
@@ -91,12 +88,13 @@ def test_jupyter_launch_end_to_end(run: Run, docker_client: Any, tmp_path: Path)
         "--ulimit",
         "nofile=4096:8192",
         "--json",
-        *memlock(),
         *run.args(),
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    assert set(result) == {"host", "id", "name", "variant", "url", "token", "ssh_command", "ports"}
+    assert set(result) == {
+        *("host", "id", "name", "variant", "url", "token", "ssh_command", "ports", "notes"),
+    }
     assert result["variant"] == "jupyter" and result["ssh_command"] is None
     (port,) = result["ports"]
     assert port["host_ip"] == "127.0.0.1" and port["container_port"] == 8888
@@ -124,7 +122,10 @@ def test_jupyter_launch_end_to_end(run: Run, docker_client: Any, tmp_path: Path)
     assert hc["NanoCpus"] == 1_500_000_000
     assert hc["ShmSize"] == 256 * 2**20
     assert {u["Name"]: (u["Soft"], u["Hard"]) for u in hc["Ulimits"]}["nofile"] == (4096, 8192)
-    assert {u["Name"] for u in hc["Ulimits"]} == {"memlock", "stack", "nofile"}
+    # The defaults memlock and stack beside it — memlock only where the engine can set it.
+    names = {u["Name"] for u in hc["Ulimits"]}
+    assert names == ({"stack", "nofile"} if memlock_refused else {"memlock", "stack", "nofile"})
+    assert bool(result["notes"]) == memlock_refused
     assert hc["PortBindings"] == {"8888/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(host_port)}]}
     assert not hc["DeviceRequests"]
     assert hc["IpcMode"] != "host"
@@ -206,7 +207,7 @@ def test_missing_mount_source_then_mkdir(run: Run, tmp_path: Path) -> None:
     err = launch_fails(run, *args)
     assert f"--volume: {missing} does not exist" in err and "--mkdir" in err
     assert not missing.exists()
-    out = gc("launch", *args, "--mkdir", *memlock(), *run.args(), "--", "sleep", "600")
+    out = gc("launch", *args, "--mkdir", *run.args(), "--", "sleep", "600")
     assert out.returncode == 0, out.stderr
     assert missing.is_dir() and f"created {missing}" in out.stderr
     (container,) = run.containers()
@@ -268,7 +269,6 @@ def test_profile_launch_and_save(run: Run, docker_client: Any, tmp_path: Path) -
         "--profile",
         "small",
         "--json",
-        *memlock(),
         *run.args(),
         "--",
         "sleep",
@@ -308,3 +308,41 @@ def test_read_only_refuses_launch(run: Run) -> None:
     out = gc("--read-only", "launch", "--image", TEST_IMAGE, *run.args())
     assert out.returncode == 1 and "read-only" in out.stderr
     assert not run.containers()
+
+
+# -- adaptive defaults: a default never breaks a launch; a typed value is checked first --
+
+
+def test_a_launch_with_the_defaults_comes_up_and_names_what_it_left_out(
+    run: Run, docker_client: Any, memlock_refused: bool
+) -> None:
+    """`gpuconsole launch --image IMG`, nothing else: a default the engine cannot set (memlock
+    unlimited, without CAP_SYS_RESOURCE) is left out with one line saying so."""
+    out = gc("launch", "--image", JUPYTER_IMAGE, *run.args())
+    assert out.returncode == 0, out.stderr
+    (container,) = run.containers()
+    assert container.status == "running"
+    assert f"{container.name} ({container.id[:12]}) is up on local" in out.stdout
+    ulimits = {u["Name"]: u["Soft"] for u in container.attrs["HostConfig"]["Ulimits"]}
+    assert ulimits["stack"] == 67108864
+    notes = [line for line in out.stdout.splitlines() if line.startswith("  Note:")]
+    if memlock_refused:
+        (note,) = notes
+        assert "left out the default ulimit memlock=-1" in note
+        assert "may not raise locked memory above" in note and "CAP_SYS_RESOURCE" in note
+        assert "memlock" not in ulimits
+        label = container.attrs["Config"]["Labels"]["gpuconsole.notes"]
+        assert note.removeprefix("  Note:").strip() == label
+    else:
+        assert not notes and ulimits["memlock"] == -1
+
+
+def test_a_typed_limit_the_engine_cannot_set_is_refused_before_anything_is_created(
+    run: Run, memlock_refused: bool
+) -> None:
+    if not memlock_refused:
+        pytest.skip("this engine sets memlock=-1 (it has CAP_SYS_RESOURCE)")
+    err = launch_fails(run, "--image", JUPYTER_IMAGE, "--ulimit", "memlock=-1")
+    assert "gpuconsole: --ulimit: memlock=-1: the engine of host 'local' may not raise" in err
+    assert "use memlock=" in err and "or less, leave memlock out" in err
+    assert "[create]" not in err

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import uuid
@@ -30,11 +29,6 @@ def gc(*args: str) -> subprocess.CompletedProcess[str]:
         timeout=600,
         env={**os.environ, "DOCKER_HOST": engine_url()},
     )
-
-
-def memlock() -> list[str]:
-    hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)[1]
-    return [] if hard == resource.RLIM_INFINITY else ["--ulimit", f"memlock={hard}"]
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +78,6 @@ def test_ssh_variant_key_login_only(ssh_image: str, keypair: Path, docker_client
         run_label,
         "-l",
         f"{TEST_LABEL}=1",
-        *memlock(),
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
@@ -135,7 +128,7 @@ def test_build_variant_refuses_a_base_without_apt(docker_client: Any) -> None:
 def _launch_ssh(ssh_image: str, keypair: Path) -> dict[str, Any]:
     out = gc(
         "launch", "--variant", "ssh", "--image", ssh_image, "--ssh-key", f"{keypair}.pub",
-        "--json", "-l", f"{TEST_LABEL}=1", *memlock(),
+        "--json", "-l", f"{TEST_LABEL}=1",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     return dict(json.loads(out.stdout))

@@ -35,7 +35,6 @@ from docker.types import DeviceRequest
 from support import (
     TEST_LABEL,
     engine_socket,
-    memlock_limit,
     remote_setup,
     run_cli,
     ssh_env,
@@ -72,11 +71,6 @@ def ps_json(home: Path, config: Path, *args: str) -> list[dict[str, Any]]:
     assert out.returncode == 0, out.stderr
     rows: list[dict[str, Any]] = json.loads(out.stdout)
     return rows
-
-
-def memlock() -> list[str]:
-    limit = memlock_limit()
-    return ["--ulimit", limit] if limit else []
 
 
 def free_port() -> int:
@@ -473,13 +467,19 @@ def _first_line(proc: subprocess.Popen[str], timeout: float) -> str:
 
 
 def test_jupyter_launch_over_ssh_and_a_tunnel_to_it(
-    home: Path, config: Path, run_label: str, docker_client: Any
+    home: Path, config: Path, run_label: str, docker_client: Any, memlock_refused: bool
 ) -> None:
     name = f"gpct-jup-{uuid.uuid4().hex[:8]}"
     result = launch_on_loop(
         home, config, run_label, "--variant", "jupyter", "--image", JUPYTER_IMAGE, "--name", name
     )
     assert result["host"] == "loop" and result["name"] == name
+    # The defaults, fitted to the remote engine (probed over the same SSH connection).
+    if memlock_refused:
+        (note,) = result["notes"]
+        assert note.startswith("left out the default ulimit memlock=-1: the engine of host 'loop'")
+    else:
+        assert result["notes"] == []
     token = result["token"]
     assert token and len(token) >= 32
     (port,) = result["ports"]
@@ -529,11 +529,28 @@ def test_jupyter_launch_over_ssh_and_a_tunnel_to_it(
 def launch_on_loop(home: Path, config: Path, run_label: str, *args: str) -> dict[str, Any]:
     """``gpuconsole launch --host loop ARGS --json`` (labelled for clean-up); its result."""
     out = gc(
-        home, config, "launch", "--host", "loop", *args, "--json", *memlock(),
+        home, config, "launch", "--host", "loop", *args, "--json",
         "-l", f"{TEST_LABEL}=1", "-l", run_label,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     return dict(json.loads(out.stdout))
+
+
+def test_a_typed_limit_the_remote_engine_cannot_set_is_refused_before_create(
+    home: Path, config: Path, run_label: str, docker_client: Any, memlock_refused: bool
+) -> None:
+    if not memlock_refused:
+        pytest.skip("this engine sets memlock=-1 (it has CAP_SYS_RESOURCE)")
+    out = gc(
+        home, config, "launch", "--host", "loop", "--image", JUPYTER_IMAGE,
+        "--ulimit", "memlock=-1", "-l", f"{TEST_LABEL}=1", "-l", run_label,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert (
+        "--ulimit: memlock=-1: the engine of host 'loop' may not raise locked memory" in out.stderr
+    )
+    assert "use memlock=" in out.stderr and "[create]" not in out.stderr
+    assert not docker_client.containers.list(all=True, filters={"label": run_label})
 
 
 def ssh_launch_on_loop(home: Path, config: Path, run_label: str, image: str) -> dict[str, Any]:

@@ -4,7 +4,6 @@ bad input is marked under its field and creates nothing; profiles fill the form.
 from __future__ import annotations
 
 import os
-import resource
 import urllib.request
 import uuid
 from pathlib import Path
@@ -22,12 +21,6 @@ from support import host_at
 from uihelpers import engine_until, text_of, until
 
 JUPYTER_IMAGE = os.environ.get("GPUCONSOLE_TEST_JUPYTER_IMAGE", "gpuconsole-test/jupyter:bookworm")
-
-
-def memlock_ulimit() -> str:
-    """This machine may forbid raising memlock (no CAP_SYS_RESOURCE): stay within its limit."""
-    _soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
-    return "" if hard == resource.RLIM_INFINITY else f"memlock={hard}"
 
 
 @pytest.fixture
@@ -61,7 +54,7 @@ async def fill(pilot: Any, form: LaunchForm, **values: str) -> None:
 
 
 async def test_launch_jupyter_from_the_form(
-    launched_name: str, docker_client: Any, tmp_path: Path
+    launched_name: str, docker_client: Any, memlock_refused: bool, tmp_path: Path
 ) -> None:
     app = console_app(tmp_path)
     async with app.run_test(size=(140, 50)) as pilot:
@@ -75,9 +68,22 @@ async def test_launch_jupyter_from_the_form(
             memory="512m",
             cpus="1",
             shm_size="256m",
-            ulimits=memlock_ulimit(),
         )
         form.query_one("#f-volumes").text = f"{tmp_path}:/workspace"  # type: ignore[attr-defined]
+        # No limits typed: the defaults this engine can set, and a line for the one it cannot.
+        box = form.query_one("#launch-warnings", Static)
+        hint = form.query_one("#f-ulimits", Input)
+        if memlock_refused:
+            await until(
+                pilot,
+                lambda: "left out the default ulimit memlock=-1" in text_of(box),
+                what="the note about the default the engine cannot set",
+            )
+            assert hint.placeholder.startswith("default stack=67108864;")
+        else:
+            await until(
+                pilot, lambda: "memlock=-1" in hint.placeholder and "where" not in hint.placeholder
+            )
         await pilot.press("ctrl+s")
         await until(
             pilot,
@@ -97,6 +103,10 @@ async def test_launch_jupyter_from_the_form(
         )
         with urllib.request.urlopen(url, timeout=10) as resp:  # the real server, with its token
             assert resp.status == 200
+        if memlock_refused:  # the details say which default the container did not get
+            body = details.query_one("#details-body", Static)
+            await until(pilot, lambda: "Left out" in text_of(body), what="the left-out default")
+            assert "memlock=-1" in text_of(body)
         (container,) = docker_client.containers.list(filters={"name": launched_name})
         hc = container.attrs["HostConfig"]
         assert hc["Memory"] == 512 * 1024 * 1024 and hc["NanoCpus"] == 1_000_000_000

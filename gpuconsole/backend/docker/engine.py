@@ -90,8 +90,12 @@ class DockerEngine:
         *,
         timeout: int = 10,
         use_cgroups: bool = True,
+        socket: str | None = None,
     ) -> None:
         self.machine = machine
+        #: The engine's unix socket on its machine (None: another transport), so launch checks
+        #: can find the process behind it (see backend.launch.engine_limits).
+        self.socket = socket
         self._name = machine.name
         self._base_url = address
         self._connect_api = connect_api

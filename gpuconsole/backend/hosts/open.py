@@ -58,7 +58,12 @@ def local_host(
     machine = LocalMachine(name)
     on_this_machine = socket_path(url) is not None
     engine = DockerEngine(
-        machine, url, url_connector(url), timeout=timeout, use_cgroups=on_this_machine
+        machine,
+        url,
+        url_connector(url),
+        timeout=timeout,
+        use_cgroups=on_this_machine,
+        socket=socket_path(url),
     )
     source: GpuSource | None
     if gpu is True:
@@ -122,7 +127,11 @@ def ssh_host(
     )
     address = f"ssh://{target_spec}{spec.docker_socket}"
     engine = DockerEngine(
-        machine, address, _ssh_connector(machine, spec.docker_socket), timeout=timeout
+        machine,
+        address,
+        _ssh_connector(machine, spec.docker_socket),
+        timeout=timeout,
+        socket=spec.docker_socket,
     )
     source: GpuSource | None
     if gpu is True:

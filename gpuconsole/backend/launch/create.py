@@ -17,6 +17,7 @@ from gpuconsole.backend.launch.spec import (
     LABEL_BIND,
     LABEL_CONTAINER_PORT,
     LABEL_GPUS,
+    LABEL_NOTES,
     LABEL_PORT,
     LABEL_PROFILE,
     LABEL_SSH_IDENTITY,
@@ -65,7 +66,19 @@ def launch_labels(plan: LaunchPlan) -> dict[str, str]:
         labels[LABEL_SSH_USER] = SSH_USER
         if plan.ssh_key_path:
             labels[LABEL_SSH_IDENTITY] = plan.ssh_key_path
+    if plan.notes:
+        labels[LABEL_NOTES] = NOTES_SEPARATOR.join(n.message for n in plan.notes)
     return labels
+
+
+#: Between the notes in the LABEL_NOTES label (no note contains it).
+NOTES_SEPARATOR = "; "
+
+
+def notes_from_labels(labels: dict[str, str]) -> tuple[str, ...]:
+    """The defaults a launch did not get, from its labels (the details screen shows them)."""
+    text = labels.get(LABEL_NOTES, "")
+    return tuple(n for n in text.split(NOTES_SEPARATOR) if n)
 
 
 def device_requests(plan: LaunchPlan) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ finds a launch again with ``describe_launch``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import secrets
 import threading
 import time
@@ -25,7 +26,12 @@ from gpuconsole.backend.errors import (
     LaunchFailed,
     LaunchRejected,
 )
-from gpuconsole.backend.launch.create import CreateRequest, build_create_request
+from gpuconsole.backend.launch.create import (
+    CreateRequest,
+    build_create_request,
+    notes_from_labels,
+)
+from gpuconsole.backend.launch.engine_limits import forget_engine_limits, refused_rlimit
 from gpuconsole.backend.launch.preflight import Finding, run_preflight
 from gpuconsole.backend.launch.readiness import (
     jupyter_status,
@@ -89,6 +95,8 @@ class LaunchResult:
     ports: tuple[PortMapping, ...] = ()
     warnings: tuple[Issue, ...] = ()
     findings: tuple[Finding, ...] = field(default=())
+    #: Defaults this launch did not get (left out or lowered to fit the host), one line each.
+    notes: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The ``launch --json`` object."""
@@ -109,6 +117,7 @@ class LaunchResult:
                 }
                 for p in self.ports
             ],
+            "notes": list(self.notes),
         }
 
 
@@ -288,21 +297,72 @@ def _start_error(run: _Run, plan: LaunchPlan, exc: GpuconsoleError) -> Gpuconsol
                 )
             ]
         )
-    if "error setting rlimit" in lowered:
-        limits = ", ".join(f"{u.name}={u.soft}:{u.hard}" for u in plan.ulimits)
+    refused = refused_rlimit(text)
+    if refused is not None:
+        forget_engine_limits(run.host)  # the probe was wrong or could not see: ask again next time
+        limits = [u for u in plan.ulimits if u.name == refused] or list(plan.ulimits)
+        named = ", ".join(f"{u.name}={u.soft}:{u.hard}" for u in limits)
         return LaunchRejected(
             [
                 (
                     "ulimits",
-                    f"the engine of host {plan.host!r} may not raise the limits {limits} (it "
-                    "runs without CAP_SYS_RESOURCE, e.g. inside a container) — lower them, "
-                    "e.g. --ulimit memlock=8388608, or give dockerd that capability",
+                    f"the engine of host {plan.host!r} refused to set {named} (it runs without "
+                    "CAP_SYS_RESOURCE, e.g. inside a container) — lower it to the engine's own "
+                    "limit (e.g. --ulimit memlock=8388608), leave it out, or give the engine "
+                    "that capability",
                 )
             ]
         )
     if "no such file or directory" in lowered and "mount" in lowered:
         return LaunchRejected([("volumes", f"a mount source vanished: {text}")])
     return LaunchFailed(f"the container did not start: {text}", run.logs(), stage="start")
+
+
+def _without_refused_default(plan: LaunchPlan, error: str) -> LaunchPlan | None:
+    """The plan without the default ulimit(s) the runtime just refused, with a note; None when
+    the refused limit is one the user asked for (that is their call, and an error)."""
+    refused = refused_rlimit(error)
+    if refused is None or (refused and refused not in plan.default_ulimits):
+        return None
+    dropped = tuple(n for n in plan.default_ulimits if not refused or n == refused)
+    if not dropped:
+        return None
+    notes = tuple(
+        Issue(
+            "ulimits",
+            f"left out the default ulimit {u.name}={u.soft}: the engine of host {plan.host!r} "
+            "refused to set it at start (raising it needs CAP_SYS_RESOURCE)",
+        )
+        for u in plan.ulimits
+        if u.name in dropped
+    )
+    return dataclasses.replace(
+        plan,
+        ulimits=tuple(u for u in plan.ulimits if u.name not in dropped),
+        default_ulimits=tuple(n for n in plan.default_ulimits if n not in dropped),
+        notes=(*plan.notes, *notes),
+    )
+
+
+def _start(run: _Run, plan: LaunchPlan) -> LaunchPlan | None:
+    """Start the created container. A default limit the runtime refuses (the engine could not
+    be probed, or the probe was wrong) is no reason to fail: returns the plan without it, to
+    create again; any other failure raises in words."""
+    assert run.container_id is not None
+    try:
+        with run.call(plan.name, "start"):
+            run.api.start(run.container_id)
+    except LaunchRejected:
+        raise
+    except GpuconsoleError as exc:
+        retry = _without_refused_default(plan, str(exc))
+        if retry is None:
+            raise _start_error(run, plan, exc) from exc
+        forget_engine_limits(run.host)
+        for note in retry.notes[len(plan.notes) :]:
+            run.report("start", note.message)
+        return retry
+    return None
 
 
 def _state(run: _Run) -> dict[str, Any]:
@@ -407,28 +467,10 @@ def launch(
         run.check_cancel()
 
     token = secrets.token_hex(24) if plan.variant == "jupyter" else None
-    request = build_create_request(plan, token)
-    run.secrets = request.secrets
-    try:
-        run.report("create", f"creating {plan.name} from {plan.image}")
-        run.container_id = create_container(host, request)
-        run.check_cancel()
-        run.report("start", f"starting {plan.name}")
-        try:
-            with run.call(plan.name, "start"):
-                run.api.start(run.container_id)
-        except LaunchRejected:
-            raise
-        except GpuconsoleError as exc:
-            raise _start_error(run, plan, exc) from exc
-        _wait_ready(run, plan, token, timeout)
-        attrs = _state(run)
-    except BaseException:
-        run.remove()
-        raise
+    container_id, attrs, plan = _create_and_start(run, plan, token, timeout)
     result = LaunchResult(
         host=host.name,
-        id=run.container_id,
+        id=container_id,
         name=plan.name,
         variant=plan.variant,
         image=plan.image,
@@ -444,9 +486,38 @@ def launch(
         ports=_ports(attrs),
         warnings=plan.warnings,
         findings=findings,
+        notes=tuple(n.message for n in plan.notes),
     )
     run.report("ready", f"{plan.name} is ready")
     return result
+
+
+def _create_and_start(
+    run: _Run, plan: LaunchPlan, token: str | None, timeout: float
+) -> tuple[str, dict[str, Any], LaunchPlan]:
+    """Create, start and wait; the container is removed again on any failure.
+
+    A start the runtime refuses for a default limit is done again without it (each round drops
+    at least one default, so this ends). Returns the container's id, its inspect data once
+    running, and the plan it was launched with (with a note for each dropped default).
+    """
+    while True:
+        request = build_create_request(plan, token)
+        run.secrets = request.secrets
+        try:
+            run.report("create", f"creating {plan.name} from {plan.image}")
+            container_id = run.container_id = create_container(run.host, request)
+            run.check_cancel()
+            run.report("start", f"starting {plan.name}")
+            retry = _start(run, plan)
+            if retry is None:
+                _wait_ready(run, plan, token, timeout)
+                return container_id, _state(run), plan
+        except BaseException:
+            run.remove()
+            raise
+        run.remove()
+        plan = retry
 
 
 def describe_launch(host: DockerHost, ref: str) -> LaunchResult:
@@ -482,4 +553,5 @@ def describe_launch(host: DockerHost, ref: str) -> LaunchResult:
         if variant == "ssh" and port
         else None,
         ports=_ports(attrs),
+        notes=notes_from_labels(labels),
     )

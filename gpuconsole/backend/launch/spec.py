@@ -24,6 +24,7 @@ PORT_RANGES: dict[str, tuple[int, int]] = {"jupyter": (8888, 8999), "ssh": (2222
 DEFAULT_SHM: dict[str, str] = {"jupyter": "8g", "ssh": "8g"}
 
 #: NVIDIA's recommended limits for deep-learning containers (memlock unlimited, 64 MiB stack).
+#: Applied only where the engine can set them (launch.defaults; launch.engine_limits).
 DEFAULT_ULIMITS: tuple[str, ...] = ("memlock=-1", "stack=67108864")
 
 DEFAULT_BIND = "127.0.0.1"
@@ -42,6 +43,8 @@ LABEL_SSH_USER = "gpuconsole.ssh-user"
 LABEL_SSH_IDENTITY = "gpuconsole.ssh-identity"
 LABEL_TOKEN_ENV = "gpuconsole.token-env"
 LABEL_VERSION = "gpuconsole.version"
+#: Defaults this launch did not get (left out or lowered to fit the host), for the details.
+LABEL_NOTES = "gpuconsole.notes"
 TOKEN_ENV = "JUPYTER_TOKEN"
 KEYS_ENV = "GPUCONSOLE_AUTHORIZED_KEYS"
 
@@ -51,7 +54,8 @@ class LaunchSpec:
     """A launch request, field by field as typed (flag names as in ``docker run``).
 
     Empty means "default": ``name`` generated, ``port`` picked free, ``shm_size`` 8g for
-    jupyter/ssh, ``ulimits`` merged over memlock=-1 and stack=67108864 by name.
+    jupyter/ssh, ``ulimits`` merged over memlock=-1 and stack=67108864 by name — each default
+    only as far as the host can apply it (see ``launch.defaults``).
     """
 
     variant: str = "jupyter"
@@ -190,3 +194,7 @@ class LaunchPlan:
     ssh_key_path: str | None
     image_present: bool
     warnings: tuple[Issue, ...] = ()
+    #: Defaults left out or lowered to fit the host (one line each; shown and labelled).
+    notes: tuple[Issue, ...] = ()
+    #: Names of the ulimits that came from the defaults, not from the user.
+    default_ulimits: tuple[str, ...] = ()

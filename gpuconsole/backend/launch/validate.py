@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpuconsole.backend.errors import GpuconsoleError, LaunchRejected
+from gpuconsole.backend.launch.defaults import ULIMIT_NAMES as ULIMIT_NAMES
+from gpuconsole.backend.launch.defaults import parse_ulimit as parse_ulimit
+from gpuconsole.backend.launch.defaults import resolve_shm, resolve_ulimits
+from gpuconsole.backend.launch.engine_limits import EngineLimits, engine_limits
 from gpuconsole.backend.launch.ports import pick_free_port, port_problem, valid_bind_address
 from gpuconsole.backend.launch.sizes import SizeError, parse_size
 from gpuconsole.backend.launch.spec import (
     CONTAINER_PORTS,
-    DEFAULT_SHM,
-    DEFAULT_ULIMITS,
     KEYS_ENV,
     PORT_RANGES,
     TOKEN_ENV,
@@ -32,7 +34,6 @@ from gpuconsole.backend.launch.spec import (
     Issue,
     LaunchPlan,
     LaunchSpec,
-    Ulimit,
     VolumeMount,
     parse_gpus,
 )
@@ -45,12 +46,6 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 _VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 _ENV_KEY = re.compile(r"[^=\s]+")
-ULIMIT_NAMES = frozenset(
-    {
-        *("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile"),
-        *("nproc", "rss", "rtprio", "rttime", "sigpending", "stack"),
-    }
-)
 #: Docker refuses memory limits below 6 MiB.
 MIN_MEMORY = 6 * 1024 * 1024
 _RESERVED_ENV = {
@@ -81,6 +76,8 @@ class EngineFacts:
     #: None when not asked (no image given).
     image_present: bool | None = None
     image_attrs: Mapping[str, Any] = field(default_factory=dict)
+    #: Which ulimits the engine can set (probed once per host); None: not asked, refuse nothing.
+    limits: EngineLimits | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +88,10 @@ class LaunchCheck:
     warnings: tuple[Issue, ...]
     missing_sources: tuple[str, ...]
     plan: LaunchPlan | None
+    #: Defaults left out or lowered because the host cannot apply them (one line each).
+    notes: tuple[Issue, ...] = ()
+    #: The default ulimits this launch gets (``stack=67108864``), for the form's hint.
+    default_ulimits: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -167,6 +168,7 @@ def gather_facts(host: DockerHost, image: str = "", volumes: tuple[str, ...] = (
         published=published,
         image_present=present,
         image_attrs=attrs,
+        limits=engine_limits(host, info),
     )
 
 
@@ -253,28 +255,6 @@ def parse_volume(
     if not _VOLUME_NAME.fullmatch(src):
         raise ValueError(f"{text!r}: {src!r} is neither a path nor a volume name")
     return VolumeMount(src, dst, mode == "ro", named=True)
-
-
-def parse_ulimit(text: str) -> Ulimit:
-    """``NAME=SOFT[:HARD]`` (-1 = unlimited); raises ValueError saying what is wrong."""
-    name, sep, values = text.partition("=")
-    name = name.strip()
-    if not sep or name not in ULIMIT_NAMES:
-        raise ValueError(
-            f"{text!r} is not NAME=SOFT[:HARD] with a known name "
-            f"({', '.join(sorted(ULIMIT_NAMES))})"
-        )
-    soft_text, _, hard_text = values.partition(":")
-    try:
-        soft = int(soft_text)
-        hard = int(hard_text) if hard_text else soft
-    except ValueError:
-        raise ValueError(f"{text!r}: limits must be whole numbers (-1 for unlimited)") from None
-    if soft < -1 or hard < -1:
-        raise ValueError(f"{text!r}: limits must be -1 (unlimited) or more")
-    if hard != -1 and (soft == -1 or soft > hard):
-        raise ValueError(f"{text!r}: the soft limit may not exceed the hard one")
-    return Ulimit(name, soft, hard)
 
 
 def _cpus(value: str | float | int | None) -> float | None:
@@ -379,26 +359,14 @@ def validate(
         else:
             nano_cpus = round(cpus * 1e9)
 
-    shm: int | None = None
-    shm_text = spec.shm_size if spec.shm_size is not None else DEFAULT_SHM.get(variant)
-    if shm_text is not None and str(shm_text).strip():
-        try:
-            shm = parse_size(shm_text)
-        except SizeError as exc:
-            err("shm_size", str(exc))
-        else:
-            if shm <= 0:
-                err("shm_size", "must be more than 0 — e.g. 8g")
-                shm = None
-
-    ulimits: dict[str, Ulimit] = {}
-    for text in (*DEFAULT_ULIMITS, *spec.ulimits):
-        try:
-            limit = parse_ulimit(text)
-        except ValueError as exc:
-            err("ulimits", str(exc))
-        else:
-            ulimits[limit.name] = limit
+    shm_choice = resolve_shm(spec.shm_size, variant, facts.memory_bytes, facts.host)
+    for message in shm_choice.errors:
+        err("shm_size", message)
+    ulimit_choice = resolve_ulimits(tuple(spec.ulimits), facts.limits, facts.host)
+    for message in ulimit_choice.errors:
+        err("ulimits", message)
+    notes = (*shm_choice.notes, *ulimit_choice.notes)
+    applied_defaults = ulimit_choice.default_texts()
 
     volumes: list[VolumeMount] = []
     for text in spec.volumes:
@@ -515,7 +483,9 @@ def validate(
                 key_path = str(public_key.identity)
 
     if errors:
-        return LaunchCheck(tuple(errors), tuple(warnings), tuple(missing), None)
+        return LaunchCheck(
+            tuple(errors), tuple(warnings), tuple(missing), None, notes, applied_defaults
+        )
     plan = LaunchPlan(
         spec=spec,
         host=facts.host,
@@ -525,8 +495,8 @@ def validate(
         gpus=gpus,
         memory_bytes=memory,
         nano_cpus=nano_cpus,
-        shm_size_bytes=shm,
-        ulimits=tuple(ulimits.values()),
+        shm_size_bytes=shm_choice.size,
+        ulimits=ulimit_choice.ulimits,
         ipc_host=spec.ipc_host,
         volumes=tuple(volumes),
         env=tuple(env),
@@ -541,8 +511,10 @@ def validate(
         ssh_key_path=key_path,
         image_present=bool(facts.image_present),
         warnings=tuple(warnings),
+        notes=notes,
+        default_ulimits=ulimit_choice.defaulted,
     )
-    return LaunchCheck((), tuple(warnings), (), plan)
+    return LaunchCheck((), tuple(warnings), (), plan, notes, applied_defaults)
 
 
 def _source_exists(facts: EngineFacts, source: str) -> bool:

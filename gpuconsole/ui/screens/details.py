@@ -18,6 +18,7 @@ from textual.widgets import Static
 from gpuconsole.backend.errors import GpuconsoleError
 from gpuconsole.backend.hosts.host import Host
 from gpuconsole.backend.launch import LaunchResult
+from gpuconsole.backend.launch.create import notes_from_labels
 from gpuconsole.backend.models import ContainerDetails
 from gpuconsole.present import format as fmt
 from gpuconsole.ui.widgets.footer import QuietFooter
@@ -55,6 +56,9 @@ def render_details(d: ContainerDetails) -> Table:
     row("GPUs", fmt.gpus(d.gpus))
     if d.ulimits:
         row("Ulimits", ", ".join(f"{n}={soft}:{hard}" for n, soft, hard in d.ulimits))
+    # Defaults a launch did not get because the host could not apply them (its label says).
+    for i, note in enumerate(notes_from_labels(dict(d.labels))):
+        row("Left out" if i == 0 else "", Text(note, style="yellow"))
     row("", "")
     if d.mounts:
         for i, m in enumerate(d.mounts):

@@ -37,9 +37,21 @@ from gpuconsole.backend.errors import GpuconsoleError, LaunchRejected
 from gpuconsole.backend.gpu import GpuSnapshot, GpuSourceState
 from gpuconsole.backend.hosts.host import Host
 from gpuconsole.backend.launch import VARIANTS, LaunchProgress, LaunchResult, LaunchSpec
+from gpuconsole.backend.launch.spec import DEFAULT_ULIMITS
 from gpuconsole.monitor.gpu_view import GpuView
 from gpuconsole.present import format as fmt
 from gpuconsole.ui.screens.confirm import ConfirmScreen
+
+
+def ulimit_hint(applied: tuple[str, ...] | None) -> str:
+    """The ulimits field's hint: the defaults this host's engine can set (None: not known yet,
+    so the defaults as planned — each is applied only where the engine can set it)."""
+    if applied is None:
+        shown = " ".join(DEFAULT_ULIMITS) + " where the engine allows"
+    else:
+        shown = " ".join(applied) or "none (this engine can set none of them)"
+    return f"default {shown}; e.g. nofile=65536:65536"
+
 
 #: Form inputs, in order: (field, label, placeholder). Field names are LaunchSpec's.
 INPUTS: tuple[tuple[str, str, str], ...] = (
@@ -50,7 +62,7 @@ INPUTS: tuple[tuple[str, str, str], ...] = (
     ("cpus", "CPUs", "e.g. 8 (empty: no limit)"),
     ("shm_size", "Shm size", "default 8g for jupyter/ssh"),
     ("port", "Host port", "free one picked when empty (bound to 127.0.0.1)"),
-    ("ulimits", "Ulimits", "default memlock=-1 stack=67108864; e.g. nofile=65536:65536"),
+    ("ulimits", "Ulimits", ulimit_hint(None)),  # then the defaults this host's engine gets
 )
 AREAS: tuple[tuple[str, str], ...] = (
     ("volumes", "Volumes (SRC:DST[:ro], one per line)"),
@@ -294,7 +306,11 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
             return
         if get_current_worker().is_cancelled:
             return  # the form changed meanwhile: a newer check is running, show only that one
-        self.app.call_from_thread(self._show_check, check.errors, check.warnings, findings)
+        self.app.call_from_thread(
+            self._show_check, check.errors, check.warnings, findings, check.notes
+        )
+        if not spec.ulimits:
+            self.app.call_from_thread(self._show_ulimit_hint, check.default_ulimits)
 
     def _cuda_driver(self) -> int | None:
         """NVML's CUDA driver version, read once (only for a real local GPU source)."""
@@ -308,7 +324,10 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
             )
         return self._cuda
 
-    def _show_check(self, errors: Any, warnings: Any, findings: Any = ()) -> None:
+    def _show_ulimit_hint(self, applied: tuple[str, ...]) -> None:
+        self.query_one("#f-ulimits", Input).placeholder = ulimit_hint(applied)
+
+    def _show_check(self, errors: Any, warnings: Any, findings: Any = (), notes: Any = ()) -> None:
         self._errors = {}
         for field, message in errors:
             self._errors.setdefault(field, message)
@@ -320,7 +339,9 @@ class LaunchForm(ModalScreen[LaunchResult | None]):
             widget.display = bool(message)
         shown = {(w.id or "").removeprefix("error-") for w in self.query(".field-error")}
         other = [f"{f}: {m}" for f, m in self._errors.items() if f not in shown]
-        lines = [Text(f"⚠ {w.message}", style="yellow") for w in warnings]
+        # Defaults left out or lowered for this host: one line each, before the warnings.
+        lines = [Text(f"• {n.message}", style="cyan") for n in notes]
+        lines += [Text(f"⚠ {w.message}", style="yellow") for w in warnings]
         lines += [Text(f"✗ {m}", style="red") for m in other]
         style = {"error": "bold red", "warning": "yellow", "info": "cyan"}
         lines += [

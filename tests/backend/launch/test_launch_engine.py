@@ -23,14 +23,9 @@ from gpuconsole.backend.launch import (
 )
 from gpuconsole.backend.launch.create import build_create_request
 
-from support import TEST_IMAGE, TEST_LABEL, memlock_limit
+from support import TEST_IMAGE, TEST_LABEL
 
 JUPYTER_IMAGE = os.environ.get("GPUCONSOLE_TEST_JUPYTER_IMAGE", "gpuconsole-test/jupyter:bookworm")
-
-
-def memlock() -> tuple[str, ...]:
-    limit = memlock_limit()
-    return (limit,) if limit else ()
 
 
 def run_label() -> tuple[str, str]:
@@ -51,7 +46,14 @@ def gpu_snapshot() -> GpuSnapshot:
     [("all", -1, None, "all"), ("0,1", 0, ["0", "1"], "0,1")],
 )
 def test_gpu_request_recorded_as_asked(  # type: ignore[no-untyped-def]
-    local_host, docker_client, tmp_path: Path, gpus: str, count: int, ids: Any, visible: str
+    local_host,
+    docker_client,
+    memlock_refused: bool,
+    tmp_path: Path,
+    gpus: str,
+    count: int,
+    ids: Any,
+    visible: str,
 ) -> None:
     """Create only: this engine has no NVIDIA runtime, but create records what start would use."""
     spec = LaunchSpec(
@@ -70,7 +72,11 @@ def test_gpu_request_recorded_as_asked(  # type: ignore[no-untyped-def]
         assert request["Capabilities"] == [["gpu"]]
         assert f"NVIDIA_VISIBLE_DEVICES={visible}" in attrs["Config"]["Env"]
         ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in attrs["HostConfig"]["Ulimits"]}
-        assert ulimits == {"memlock": (-1, -1), "stack": (67108864, 67108864)}
+        # The defaults, less what this engine cannot set (memlock=-1 without CAP_SYS_RESOURCE).
+        expected = {"stack": (67108864, 67108864)}
+        if not memlock_refused:
+            expected["memlock"] = (-1, -1)
+        assert ulimits == expected
         assert attrs["Config"]["Labels"]["gpuconsole.gpus"] == gpus
     finally:
         docker_client.api.remove_container(cid, force=True)
@@ -102,7 +108,7 @@ def test_server_that_never_comes_up_is_reported_and_removed(  # type: ignore[no-
     with pytest.raises(LaunchFailed) as info:
         launch(
             local_host,
-            LaunchSpec(image=TEST_IMAGE, labels=label, ulimits=memlock()),
+            LaunchSpec(image=TEST_IMAGE, labels=label),
             timeout=20,
         )
     text = str(info.value)
@@ -118,7 +124,6 @@ def test_plain_launch_is_ready_when_running(local_host, docker_client) -> None: 
         variant="plain",
         image=TEST_IMAGE,
         labels=label,
-        ulimits=memlock(),
         command=("sh", "-c", "sleep 600"),
     )
     result = launch(local_host, spec, timeout=5)
@@ -143,7 +148,6 @@ def test_readiness_timeout_reports_logs_without_the_token(  # type: ignore[no-un
     spec = LaunchSpec(
         image=TEST_IMAGE,
         labels=label,
-        ulimits=memlock(),
         volumes=(f"{fake}:/fake:ro",),
         env=("PATH=/fake:/bin",),
     )
@@ -168,7 +172,7 @@ def test_cancel_during_wait_removes_the_container(local_host, docker_client) -> 
     with pytest.raises(LaunchCancelled, match="during wait"):
         launch(
             local_host,
-            LaunchSpec(image=JUPYTER_IMAGE, labels=label, ulimits=memlock()),
+            LaunchSpec(image=JUPYTER_IMAGE, labels=label),
             on_progress=progress,
             cancel=cancel,
         )
@@ -183,7 +187,6 @@ def test_jupyter_launch_and_find_it_again(local_host, docker_client, tmp_path: P
         LaunchSpec(
             image=JUPYTER_IMAGE,
             labels=label,
-            ulimits=memlock(),
             volumes=(f"{tmp_path}:/workspace",),
         ),
         on_progress=lambda p: stages.append(p.stage),
@@ -220,7 +223,7 @@ def test_a_listener_that_breaks_does_not_stop_the_cleanup(  # type: ignore[no-un
     with pytest.raises(LaunchFailed):
         launch(
             local_host,
-            LaunchSpec(image=TEST_IMAGE, labels=label, ulimits=memlock()),
+            LaunchSpec(image=TEST_IMAGE, labels=label),
             on_progress=gone,
             timeout=20,
         )
