@@ -142,7 +142,13 @@ def _comm(pid: int) -> str:
 class PrivateSshd:
     """An sshd of its own (foreground, ``-D``), from the dev sshd's config plus extra lines."""
 
-    def __init__(self, env: SshEnv, workdir: Path, extra: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        env: SshEnv,
+        workdir: Path,
+        extra: tuple[str, ...],
+        setenv: dict[str, str] | None = None,
+    ) -> None:
         self.port = _free_port()
         self.log_path = workdir / "sshd.log"
         config = workdir / "sshd_config"
@@ -153,6 +159,8 @@ class PrivateSshd:
                 line = f"Port {self.port}"
             elif key == "pidfile":
                 line = f"PidFile {workdir / 'sshd.pid'}"
+            elif key == "setenv" and setenv:  # sessions' environment: the extra variables too
+                line += "".join(f" {k}={v}" for k, v in setenv.items())
             lines.append(line)
         lines.extend(extra)
         config.write_text("\n".join(lines) + "\n")
@@ -257,8 +265,8 @@ def private_sshd(
 ) -> Iterator[Callable[..., PrivateSshd]]:
     started: list[PrivateSshd] = []
 
-    def start(*extra: str) -> PrivateSshd:
-        sshd = PrivateSshd(ssh_env, tmp_path_factory.mktemp("sshd"), extra)
+    def start(*extra: str, setenv: dict[str, str] | None = None) -> PrivateSshd:
+        sshd = PrivateSshd(ssh_env, tmp_path_factory.mktemp("sshd"), extra, setenv)
         started.append(sshd)
         return sshd
 

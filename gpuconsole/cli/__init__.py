@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gpuconsole import __version__
-from gpuconsole.cli import containers, gpus, hosts, launch, logs, serve, shell
+from gpuconsole.cli import containers, gpus, hosts, launch, logs, serve, shell, usage
 
 #: Command group modules, each with COMMANDS, add_parsers(sub) and run(args, settings).
-GROUPS = (containers, gpus, launch, hosts, logs, shell, serve)
+GROUPS = (containers, gpus, launch, hosts, logs, shell, serve, usage)
 
 
 def _interval(text: str) -> float:

@@ -56,6 +56,9 @@ class GpuSample:
     sm_clock_mhz: int | None = None
     fan_percent: int | None = None
     error: str | None = None
+    #: NVML's hardware energy counter (millijoules since the driver loaded; Volta and newer).
+    #: None over nvidia-smi, which has no energy field: energy is then integrated from power.
+    energy_mj: int | None = None
 
     @property
     def info(self) -> GpuInfo:

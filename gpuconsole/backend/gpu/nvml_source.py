@@ -185,6 +185,7 @@ class NvmlSource:
         )
         clock = self._call(device, "sm_clock", nvml.nvmlDeviceGetClockInfo, nvml.NVML_CLOCK_SM)
         fan = self._call(device, "fan", nvml.nvmlDeviceGetFanSpeed)
+        energy = self._call(device, "energy", nvml.nvmlDeviceGetTotalEnergyConsumption)
         if memory is not None:
             device.memory_total = int(memory.total)
         if device.lost:
@@ -208,6 +209,7 @@ class NvmlSource:
             temperature_c=None if temp is None else int(temp),
             sm_clock_mhz=None if clock is None else int(clock),
             fan_percent=None if fan is None else int(fan),
+            energy_mj=None if energy is None else int(energy),
         )
 
     def _sample_processes(self) -> tuple[GpuProcess, ...]:

@@ -7,6 +7,7 @@ including its failures. The stand-in raises the *real* exception classes of the 
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -37,6 +38,10 @@ class StandInDevice:
     processes: list[tuple[int, int | None]] = field(default_factory=list)
     #: An exception (instance) every call on this device raises, e.g. NVMLError_GpuIsLost().
     failure: BaseException | None = None
+    #: The energy counter (mJ), advanced by the power drawn between reads, as the hardware's
+    #: is; None: the device answers NotSupported (older than Volta).
+    energy_mj: float | None = 0.0
+    energy_read_at: float | None = None
 
 
 def h100_devices(count: int) -> list[StandInDevice]:
@@ -118,6 +123,16 @@ class StandInNvml:
         if d.fan_percent is None:
             raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
         return d.fan_percent
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
+        d = self._device(handle, "nvmlDeviceGetTotalEnergyConsumption")
+        if d.energy_mj is None:
+            raise pynvml.NVMLError(pynvml.NVML_ERROR_NOT_SUPPORTED)
+        now = time.monotonic()
+        if d.energy_read_at is not None:
+            d.energy_mj += d.power_mw * (now - d.energy_read_at)  # mW x s = mJ
+        d.energy_read_at = now
+        return int(d.energy_mj)
 
     def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[SimpleNamespace]:
         d = self._device(handle, "nvmlDeviceGetComputeRunningProcesses")

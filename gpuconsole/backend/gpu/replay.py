@@ -63,6 +63,7 @@ def _sample(row: Mapping[str, Any]) -> GpuSample:
         temperature_c=_opt_int(row, "temp_c"),
         sm_clock_mhz=_opt_int(row, "sm_mhz"),
         fan_percent=_opt_int(row, "fan_percent"),
+        energy_mj=_opt_int(row, "energy_mj"),
     )
 
 

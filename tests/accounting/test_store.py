@@ -1,0 +1,212 @@
+"""The recording file: rollups that equal their samples, one writer at a time, a kill -9 that
+loses at most the batch in flight, and ``usage`` on what is (or is not) there."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gpuconsole.accounting.meter import GpuInterval, OwnerInterval
+from gpuconsole.accounting.report import usage
+from gpuconsole.accounting.store import RecorderBusy, Writer, open_for_reading
+
+from support import run_cli
+
+T0 = 1_795_000_000.0  # a minute boundary
+NAMES = {("h", "c1"): ("trainer", "pytorch:2.6"), ("h", "c2"): ("notebook", "jupyter:1")}
+
+
+def batch(t: float, dt: float = 10.0) -> tuple[list[GpuInterval], list[OwnerInterval]]:
+    """Two GPUs: GPU-a shared by c1 (3/4) and c2 (1/4) at 400 W; GPU-b reserved by c2, idle."""
+    util = 80.0 if int(t) % 120 < 60 else 20.0
+    gpus = [
+        GpuInterval(
+            "h", "GPU-a", 0, "H100", t, dt, 400.0 * dt, util, 40 << 30, 80 << 30, 400.0, 60
+        ),
+        GpuInterval("h", "GPU-b", 1, "H100", t, dt, 70.0 * dt, 0.0, 0, 80 << 30, 70.0, 35),
+    ]
+    owners = [
+        OwnerInterval(
+            "h",
+            "c1",
+            "GPU-a",
+            t,
+            dt,
+            dt * 0.75,
+            400 * dt * 0.75,
+            util * dt * 0.75,
+            30 << 30,
+            dt,
+            0.0,
+        ),
+        OwnerInterval(
+            "h",
+            "c2",
+            "GPU-a",
+            t,
+            dt,
+            dt * 0.25,
+            400 * dt * 0.25,
+            util * dt * 0.25,
+            int(t) % (10 << 30),
+            0.0,
+            0.0,
+        ),
+        OwnerInterval("h", "c2", "GPU-b", t, dt, 0.0, 0.0, 0.0, None, dt, dt),
+    ]
+    return gpus, owners
+
+
+def fill(writer: Writer, hours: float) -> float:
+    t = T0
+    while t < T0 + hours * 3600:
+        t += 10.0
+        writer.write(*batch(t), NAMES)
+    return t
+
+
+def report(path: Path, by: str) -> list:
+    db = open_for_reading(path)
+    try:
+        return usage(db, since=0, until=T0 + 10 * 3600, by=by)
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("by", ["container", "image", "host", "gpu"])
+def test_rollups_equal_the_sum_of_their_samples(tmp_path: Path, by: str) -> None:
+    path = tmp_path / "usage.sqlite"
+    writer = Writer(path)
+    end = fill(writer, 3)
+    before = report(path, by)
+    writer.rollup(end, keep_raw_s=3600)  # two of the three hours become minute rows
+    after = report(path, by)
+    db = sqlite3.connect(path)
+    raw_left = db.execute("SELECT min(t) FROM gpu_samples").fetchone()[0]
+    minutes = db.execute("SELECT count(*) FROM gpu_minutes").fetchone()[0]
+    db.close()
+    writer.close()
+    assert raw_left >= end - 3600 - 60 and minutes == 2 * 120  # 2 GPUs x 120 minutes
+    assert len(before) == len(after) > 0
+    for b, a in zip(before, after, strict=True):
+        assert (a.host, a.container, a.image, a.gpus) == (b.host, b.container, b.image, b.gpus)
+        for field in (
+            "gpu_seconds",
+            "energy_wh",
+            "reserved_gpu_seconds",
+            "idle_reserved_gpu_seconds",
+        ):
+            assert getattr(a, field) == pytest.approx(getattr(b, field), rel=1e-9), field
+        if b.mean_utilization_percent is None:
+            assert a.mean_utilization_percent is None
+        else:
+            assert a.mean_utilization_percent == pytest.approx(b.mean_utilization_percent)
+        assert a.peak_memory_bytes == b.peak_memory_bytes
+        tolerance = 60 if by == "gpu" else 0  # a GPU's minute row starts at its minute
+        assert abs(a.first_seen - b.first_seen) <= tolerance and a.last_seen == b.last_seen
+    if by == "container":
+        trainer = next(r for r in after if r.container == "trainer")
+        assert trainer.gpu_seconds == pytest.approx(0.75 * 3 * 3600)
+        assert trainer.energy_wh == pytest.approx(0.75 * 400 * 3)
+        assert trainer.mean_utilization_percent == pytest.approx(50.0)
+        notebook = next(r for r in after if r.container == "notebook")
+        assert notebook.gpus == ("0", "1") and notebook.idle_reserved_gpu_seconds == 3 * 3600
+
+
+def test_old_minute_rows_go_after_90_days(tmp_path: Path) -> None:
+    writer = Writer(tmp_path / "u.sqlite")
+    end = fill(writer, 0.5)
+    writer.rollup(end + 91 * 86400)
+    db = sqlite3.connect(tmp_path / "u.sqlite")
+    counts = [
+        db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("gpu_samples", "gpu_minutes", "owner_samples", "owner_minutes")
+    ]
+    db.close()
+    writer.close()
+    assert counts == [0, 0, 0, 0]
+
+
+def test_one_recorder_per_file(tmp_path: Path) -> None:
+    path = tmp_path / "usage.sqlite"
+    first = Writer(path)
+    with pytest.raises(RecorderBusy, match=f"another recorder \\(pid {os.getpid()}\\)"):
+        Writer(path)
+    second = run_cli("record", "--db", str(path), timeout=60)  # a real second recorder
+    assert second.returncode == 1
+    assert f"another recorder (pid {os.getpid()}) is writing {path}" in second.stderr
+    assert "recording" not in second.stdout
+    first.close()
+    Writer(path).close()  # free again once the first has gone
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    sys.path[:0] = [sys.argv[2], sys.argv[3]]
+    from pathlib import Path
+    from test_store import NAMES, batch
+    from gpuconsole.accounting.store import Writer
+    writer = Writer(Path(sys.argv[1]))
+    t = 1_795_000_000.0
+    n = 0
+    while True:
+        t += 1.0
+        writer.write(*batch(t, 1.0), NAMES)
+        n += 1
+        print(n, flush=True)
+    """
+)
+
+
+def test_kill_9_mid_write_leaves_a_readable_recording(tmp_path: Path) -> None:
+    path = tmp_path / "usage.sqlite"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            WRITER,
+            str(path),
+            str(Path(__file__).parent),
+            str(Path(__file__).parent.parent),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    committed = 0
+    while committed < 300:
+        committed = int(child.stdout.readline())
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    db = open_for_reading(path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    batches = db.execute("SELECT count(*) FROM gpu_samples").fetchone()[0] // 2
+    db.close()
+    assert batches >= committed  # everything it said was committed is there (at most one more)
+    assert batches <= committed + 2
+    Writer(path).close()  # the dead recorder's lock went with it
+
+
+def test_usage_says_when_there_is_nothing(tmp_path: Path) -> None:
+    missing = run_cli("usage", "--db", str(tmp_path / "none.sqlite"), timeout=60)
+    assert missing.returncode == 1
+    assert "no GPU recording at" in missing.stderr and "gpuconsole record" in missing.stderr
+    Writer(tmp_path / "empty.sqlite").close()
+    empty = run_cli("usage", "--db", str(tmp_path / "empty.sqlite"), "--json", timeout=60)
+    assert empty.returncode == 0 and empty.stdout.strip() == "[]"
+    assert "holds no GPU samples yet" in empty.stderr
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_text("not a database")
+    bad = run_cli("usage", "--db", str(garbage), timeout=60)
+    assert bad.returncode == 1 and "is not a gpuconsole recording" in bad.stderr
+    since = run_cli("usage", "--db", str(tmp_path / "empty.sqlite"), "--since", "yesterday")
+    assert since.returncode == 2 and "e.g. 24h, 7d" in since.stderr
