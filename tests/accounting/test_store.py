@@ -210,3 +210,37 @@ def test_usage_says_when_there_is_nothing(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "is not a gpuconsole recording" in bad.stderr
     since = run_cli("usage", "--db", str(tmp_path / "empty.sqlite"), "--since", "yesterday")
     assert since.returncode == 2 and "e.g. 24h, 7d" in since.stderr
+
+
+def test_history_series_for_the_graphs_before_and_after_rollup(tmp_path: Path) -> None:
+    from gpuconsole.accounting.history import container_history, gpu_history
+
+    path = tmp_path / "usage.sqlite"
+    writer = Writer(path)
+    end = fill(writer, 2)
+
+    def read() -> tuple:
+        db = open_for_reading(path)
+        try:
+            return (
+                gpu_history(db, "h", "GPU-a", T0, end, 12),
+                container_history(db, "h", "c1", 4),
+                container_history(db, "h", "c2", 4),
+                container_history(db, "h", "never", 4),
+            )
+        finally:
+            db.close()
+
+    for when in ("raw", "rolled up"):
+        gpu, c1, c2, never = read()
+        assert gpu.power == pytest.approx((400.0,) * 12), when  # 10-minute buckets
+        assert gpu.utilization == pytest.approx((50.0,) * 12, rel=0.02), when  # 80 % / 20 %
+        assert gpu.memory == (float(40 << 30),) * 12
+        assert c1 is not None and c1.start == T0 + 10 and c1.end == end
+        assert c1.power == pytest.approx((300.0,) * 4, rel=0.01), when  # 3/4 of 400 W
+        assert c1.utilization == pytest.approx((50.0,) * 4, rel=0.01), when
+        assert c1.memory == (float(30 << 30),) * 4
+        assert c2 is not None and c2.power == pytest.approx((100.0,) * 4, rel=0.01), when
+        assert never is None
+        writer.rollup(end, keep_raw_s=0)  # everything into minute rows
+    writer.close()

@@ -1,0 +1,125 @@
+"""Series from a recording for the console's graphs: one GPU over a window (the GPU screen's
+1 h / 24 h / 7 d zoom) and one container over its lifetime (its details).
+
+Each series has one value per bucket (None where nothing was recorded), computed from the same
+sums the reports use: mean power = joules / seconds, mean utilization = utilization-seconds /
+seconds, memory = the bucket's peak.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+Values = tuple[float | None, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    start: float
+    end: float
+    memory: Values
+    utilization: Values
+    power: Values
+
+    @property
+    def empty(self) -> bool:
+        return all(v is None for v in self.power) and all(v is None for v in self.memory)
+
+
+def _buckets(
+    rows: list[tuple[float, float, float, float, float, float | None]],
+    start: float,
+    end: float,
+    count: int,
+) -> History:
+    """rows: (t, wall seconds, joules, utilization-seconds, their seconds, peak memory) ->
+    per-bucket series: power = joules / wall seconds, utilization = util-s / its seconds."""
+    width = max((end - start) / count, 1e-9)
+    wall = [0.0] * count
+    joules = [0.0] * count
+    util = [0.0] * count
+    util_den = [0.0] * count
+    memory: list[float | None] = [None] * count
+    for t, dt, energy, util_s, util_dt, mem in rows:
+        i = min(count - 1, max(0, int((t - start) / width)))
+        wall[i] += dt
+        joules[i] += energy
+        util[i] += util_s
+        util_den[i] += util_dt
+        if mem is not None:
+            memory[i] = max(memory[i] or 0.0, float(mem))
+    return History(
+        start,
+        end,
+        tuple(memory),
+        tuple(util[i] / util_den[i] if util_den[i] else None for i in range(count)),
+        tuple(joules[i] / wall[i] if wall[i] else None for i in range(count)),
+    )
+
+
+def gpu_history(
+    db: sqlite3.Connection, host: str, uuid: str, start: float, end: float, count: int
+) -> History:
+    """One GPU from ``start`` to ``end`` in ``count`` buckets."""
+    rows = db.execute(
+        """
+        SELECT s.t, s.dt, s.energy_j, coalesce(s.util, 0) * s.dt,
+               CASE WHEN s.util IS NULL THEN 0 ELSE s.dt END, s.mem_used
+        FROM gpu_samples s JOIN gpus g ON g.id = s.gpu
+        WHERE g.host = :host AND g.uuid = :uuid AND s.t >= :start AND s.t <= :end
+        UNION ALL
+        SELECT m.minute * 60 + 30, m.seconds, m.energy_j, m.util_seconds, m.util_dt, m.mem_max
+        FROM gpu_minutes m JOIN gpus g ON g.id = m.gpu
+        WHERE g.host = :host AND g.uuid = :uuid
+          AND m.minute >= :start_minute AND m.minute <= :end_minute
+        """,
+        {
+            "host": host,
+            "uuid": uuid,
+            "start": start,
+            "end": end,
+            "start_minute": int(start // 60),
+            "end_minute": int(end // 60),
+        },
+    ).fetchall()
+    return _buckets(rows, start, end, count)
+
+
+def container_history(
+    db: sqlite3.Connection, host: str, container_id: str, count: int
+) -> History | None:
+    """One container's GPU use over its recorded lifetime, all its GPUs together (its power and
+    memory summed over them, its utilization over the GPU time it used), or None if never
+    recorded."""
+    params = {"host": host, "cid": container_id}
+    span = db.execute(
+        """
+        SELECT min(first_t), max(last_t) FROM (
+            SELECT min(s.t) AS first_t, max(s.t) AS last_t FROM owner_samples s
+            JOIN owners o ON o.id = s.owner WHERE o.host = :host AND o.container_id = :cid
+            UNION ALL
+            SELECT min(m.first_t), max(m.last_t) FROM owner_minutes m
+            JOIN owners o ON o.id = m.owner WHERE o.host = :host AND o.container_id = :cid)
+        """,
+        params,
+    ).fetchone()
+    if span is None or span[0] is None:
+        return None
+    start, end = float(span[0]), float(span[1])
+    # Per moment across its GPUs: the wall time once, energy and memory summed.
+    rows = db.execute(
+        """
+        SELECT s.t, max(s.dt), sum(s.energy_j), sum(s.util_seconds), sum(s.gpu_seconds),
+               sum(s.mem_used)
+        FROM owner_samples s JOIN owners o ON o.id = s.owner
+        WHERE o.host = :host AND o.container_id = :cid GROUP BY s.t
+        UNION ALL
+        SELECT (min(m.first_t) + max(m.last_t)) / 2, max(m.seconds), sum(m.energy_j),
+               sum(m.util_seconds), sum(m.gpu_seconds), sum(m.mem_max)
+        FROM owner_minutes m JOIN owners o ON o.id = m.owner
+        WHERE o.host = :host AND o.container_id = :cid GROUP BY m.minute
+        """,
+        params,
+    ).fetchall()
+    return _buckets(rows, start, max(end, start + 1.0), count)
