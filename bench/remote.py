@@ -210,7 +210,7 @@ class Rig:
         wrapper.chmod(0o755)
         self.path = f"{bin_dir}:{os.environ.get('PATH', '')}"
 
-    def start_sshd(self, login_rc: bool = False) -> None:
+    def start_sshd(self, login_rc: bool = False, env: dict[str, str] | None = None) -> None:
         """The bench's own sshd: the dev sshd's config on another port, with its own log.
 
         Remote commands get an empty HOME (``SetEnv HOME=``) unless ``login_rc``: sshd runs every
@@ -231,6 +231,9 @@ class Rig:
         if not login_rc:
             self.remote_home.mkdir(exist_ok=True)
             setenv.append(f"HOME={self.remote_home}")
+        if env:  # e.g. the stand-in nvidia-smi's recording and GPU count
+            setenv = [e for e in setenv if e.split("=", 1)[0] not in env]
+            setenv += [f"{k}={v}" for k, v in env.items()]
         argv = [
             sshd,
             "-D",

@@ -1,8 +1,8 @@
 """``gpuconsole record``: the host monitors, headless, writing what they see into the recording.
 
 The monitors sample in their own threads (one slow host never delays another); their events go
-through a queue to one writer, which meters them and commits at most once per sampling interval
-— so a ``kill -9`` loses at most the last interval. Container lists come from the same monitors,
+through a queue to one writer, which meters them and commits once per sampling interval — so a
+``kill -9`` loses at most the last interval. Container lists come from the same monitors,
 at a slower pace (engine events still bring a new container in at once); only names, images and
 GPU reservations are needed from them.
 """
@@ -63,7 +63,7 @@ class Recorder:
         writer: Writer,
         *,
         interval: float = 1.0,
-        refresh_seconds: float = 10.0,
+        refresh_seconds: float = 60.0,
         live: LiveFigures | None = None,
         on_event: Callable[[MonitorEvent], None] | None = None,
         clock: Callable[[], float] = time.time,
@@ -103,7 +103,7 @@ class Recorder:
         try:
             while not stop.is_set():
                 try:
-                    event = self._events.get(timeout=0.2)
+                    event = self._events.get(timeout=min(1.0, self.interval))
                 except queue.Empty:
                     event = None
                 while event is not None:
@@ -113,7 +113,7 @@ class Recorder:
                     except queue.Empty:
                         event = None
                 now = time.monotonic()
-                if (pending_gpus or pending_owners) and now - last_commit >= self.interval / 2:
+                if (pending_gpus or pending_owners) and now - last_commit >= self.interval:
                     self._commit(pending_gpus, pending_owners)
                     last_commit = now
                 if now - last_rollup >= ROLLUP_EVERY_S:

@@ -56,6 +56,7 @@ class SmiStreamSource:
         host: str = "local",
         interval: float = 1.0,
         process_interval: float = 5.0,
+        process_max_interval: float = 30.0,
         executable: str = "nvidia-smi",
         restart_delay: float = 5.0,
         stale_after: float | None = None,
@@ -68,6 +69,12 @@ class SmiStreamSource:
         self._host = host
         self._interval = interval
         self._process_interval = process_interval
+        self._process_max_interval = max(process_interval, process_max_interval)
+        #: Memory used per GPU when the process list was last asked for: a process starting
+        #: (a CUDA context takes hundreds of MiB at once) or ending changes it, so while it
+        #: stays the same the list is asked for only every ``process_max_interval`` — the
+        #: remote command every 5 s was most of what a quiet host cost (a channel, a process).
+        self._memory_at_query: dict[int, int | None] = {}
         self._executable = executable
         self._restart_delay = restart_delay
         self._stale_after = stale_after if stale_after is not None else max(5.0, 3 * interval)
@@ -168,9 +175,7 @@ class SmiStreamSource:
                 self._line_at = now
                 self._line_wall = self._wall_clock()
                 round_done = gpu.index == max(self._latest)
-                due = (
-                    self._processes_at is None or now - self._processes_at >= self._process_interval
-                )
+                due = self._processes_due(now)
             if round_done and due:
                 self._query_processes()
         with self._lock:
@@ -184,7 +189,19 @@ class SmiStreamSource:
                     self._error if said and self._error else "nvidia-smi stopped streaming"
                 )
 
+    def _processes_due(self, now: float) -> bool:
+        """Under the lock: time to ask for the process list again?"""
+        if self._processes_at is None:
+            return True
+        age = now - self._processes_at
+        if age >= self._process_max_interval:
+            return True
+        memory = {i: g.memory_used_bytes for i, g in self._latest.items()}
+        return age >= self._process_interval and memory != self._memory_at_query
+
     def _query_processes(self) -> None:
+        with self._lock:
+            self._memory_at_query = {i: g.memory_used_bytes for i, g in self._latest.items()}
         origins: Origins = ()
         try:
             if self._with_origins:

@@ -201,3 +201,37 @@ def test_injected_runner_stream_end_goes_stale_then_restarts() -> None:
     source.sample()
     assert len(runner.streams) == 2
     source.close()
+
+
+def test_process_lists_follow_memory_changes(
+    stub_smi: Path, smi_log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GPU process starting or ending changes the memory used; while it stays the same the
+    process list is asked for only at the long interval (each is a process, remote: a channel)."""
+    import json
+
+    recording = Path(__file__).parents[2] / "fixtures/gpu/h100/nvml-recording-h100.jsonl"
+    row = json.loads(recording.open().readline())
+
+    def run(memories: list[int]) -> int:
+        steady = tmp_path / "rec.jsonl"
+        steady.write_text("".join(json.dumps({**row, "mem_used": m}) + "\n" for m in memories))
+        monkeypatch.setenv("GPUCONSOLE_SMI_STUB_RECORDING", str(steady))
+        smi_log.unlink(missing_ok=True)
+        source = SmiStreamSource(
+            executable=str(stub_smi),
+            interval=0.02,
+            process_interval=0.1,
+            process_max_interval=1.0,
+        )
+        try:
+            wait_for(source, lambda s: bool(s.processes))
+            time.sleep(2.0)
+        finally:
+            source.close()
+        return len(invocations(smi_log, "--query-compute-apps"))
+
+    steady = run([20 << 30])
+    moving = run([20 << 30, 21 << 30])
+    assert 2 <= steady <= 4  # the first, then one a second
+    assert moving >= steady + 3  # as often as it can (0.1 s): the memory moves every reading
