@@ -6,6 +6,10 @@ layout, the process table only the cells that changed (DiffTable); nothing is dr
 screen covers this one (the latest sample is shown when it comes back); and repaints that
 Textual forwards from the screen beneath are dropped (see GpuScreen.refresh).
 
+Zoom (``z``): the graphs show the last 10 minutes the console itself sampled, or — from the GPU
+recording that ``gpuconsole record`` keeps — the last hour, day or week, read in a worker thread
+and again every half minute while zoomed out.
+
 Layout: the graph blocks share the height left over by the process table (its rows, at most a
 third of the screen, at least a few lines). One or two GPUs fill it; more stack at a readable
 minimum height and scroll by whole pages of blocks (PgUp/PgDn, arrows, the mouse wheel).
@@ -37,6 +41,8 @@ from gpuconsole.ui.widgets.time_graph import TimeGraph
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+    from gpuconsole.accounting.history import History
+
 GIB = 1024**3
 
 #: A graph of 9 rows (border, 6 plot rows, time axis) under a header line: still readable.
@@ -45,6 +51,15 @@ MIN_BLOCK_HEIGHT = 10
 MIN_TABLE_HEIGHT = 4
 #: Lines of the screen that are neither blocks nor table: status, "Processes", footer.
 FIXED_LINES = 3
+#: Zoom levels: None is the console's own 10-minute history; the others come from a recording.
+ZOOMS: tuple[tuple[float | None, str], ...] = (
+    (None, "10 min"),
+    (3600.0, "1 h"),
+    (86400.0, "24 h"),
+    (7 * 86400.0, "7 d"),
+)
+#: A zoomed-out view is read from the recording again after this many seconds.
+ZOOM_REFRESH_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +124,21 @@ class GpuBlock(Vertical):
             yield self._power
             yield self._util
 
-    def show(self, view: GpuView) -> None:
-        """Show ``view``'s reading of this GPU (each part repaints only what changed)."""
+    def plot_width(self) -> int:
+        """Columns a graph can plot (its width less the y scale): buckets worth reading."""
+        return max(10, self._memory.content_region.width - 5)
+
+    def show(self, view: GpuView, history: History | None = None) -> None:
+        """Show ``view``'s reading of this GPU (each part repaints only what changed), with
+        ``history`` (from the recording) in the graphs when zoomed out."""
         gpu = next((g for g in view.snapshot.gpus if g.index == self.index), None)
-        if view is self.shown or gpu is None:
+        if (view is self.shown and history is None) or gpu is None:
             return
         self.shown = view
         self._head.set_text(_head(gpu))
+        if history is not None:
+            self._show_history(gpu, history)
+            return
         stamps = view.timestamps.get(gpu.uuid, ())
         self._memory.show(
             view.series(gpu.uuid, "memory_used_bytes"),
@@ -137,6 +160,35 @@ class GpuBlock(Vertical):
             view.interval,
             f"gpu {fmt.percent(gpu.utilization_gpu_percent)} · "
             f"mem {fmt.percent(gpu.utilization_memory_percent)}",
+            stamps,
+        )
+
+    def _show_history(self, gpu: GpuSample, history: History) -> None:
+        count = len(history.power)
+        width = (history.end - history.start) / max(count, 1)
+        stamps = tuple(history.start + (i + 0.5) * width for i in range(count))
+        peak_mem = max((v for v in history.memory if v is not None), default=None)
+        peak_pwr = max((v for v in history.power if v is not None), default=None)
+        util = [v for v in history.utilization if v is not None]
+        self._memory.show(
+            history.memory,
+            gpu.memory_total_bytes,
+            width,
+            f"peak {fmt.size(None if peak_mem is None else int(peak_mem))}",
+            stamps,
+        )
+        self._power.show(
+            history.power,
+            gpu.power_limit_w,
+            width,
+            "peak " + ("-" if peak_pwr is None else f"{peak_pwr:.0f} W"),
+            stamps,
+        )
+        self._util.show(
+            history.utilization,
+            100,
+            width,
+            "mean " + (f"{sum(util) / len(util):.0f}%" if util else "-"),
             stamps,
         )
 
@@ -188,6 +240,7 @@ class GpuScreen(Screen[None]):
         Binding("q", "app.quit", "Quit"),
         Binding("left_square_bracket", "host(-1)", "Prev host", show=False),
         Binding("right_square_bracket", "host(1)", "Next host", show=False),
+        Binding("z", "zoom", "Zoom", tooltip="10 min, 1 h, 24 h, 7 d (from the recording)"),
     ]
 
     DEFAULT_CSS = """
@@ -204,6 +257,11 @@ class GpuScreen(Screen[None]):
         self._status = FixedLine(id="gpu-screen-status")
         self._scroll = VerticalScroll(id="gpu-blocks")
         self._table = DiffTable(id="gpu-processes", cursor_type="row", zebra_stripes=True)
+        self._zoom = 0
+        #: GPU uuid -> its series from the recording at the current zoom (empty when live).
+        self._histories: dict[str, History] = {}
+        self._histories_at = 0.0
+        self._reading = False
 
     def refresh(
         self,
@@ -333,8 +391,97 @@ class GpuScreen(Screen[None]):
         return shown[first:last]
 
     def _show_blocks(self, view: GpuView) -> None:
+        if ZOOMS[self._zoom][0] is not None:
+            self._zoomed_out(view)
+            return
         for block in self._in_view():
             block.show(view)
+
+    # -- zoom ---------------------------------------------------------------------------------
+
+    def action_zoom(self) -> None:
+        """The next zoom level; a level the recording cannot give is explained, not shown."""
+        self._zoom = (self._zoom + 1) % len(ZOOMS)
+        self._histories = {}
+        self._histories_at = 0.0
+        for block in self._blocks.values():
+            block.shown = None  # redraw from scratch at the new scale
+        if self._view is not None:
+            self._show_status(self._view)
+            self._show_blocks(self._view)
+
+    def _zoomed_out(self, view: GpuView) -> None:
+        import time
+
+        blocks = self._in_view()
+        for block in blocks:
+            gpu = next((g for g in view.snapshot.gpus if g.index == block.index), None)
+            history = self._histories.get(gpu.uuid) if gpu is not None else None
+            if history is not None:
+                block.show(view, history)
+        stale = time.monotonic() - self._histories_at >= ZOOM_REFRESH_S
+        if blocks and (stale or not self._histories) and not self._reading:
+            self._read_histories(view, blocks[0].plot_width())
+
+    def _read_histories(self, view: GpuView, count: int) -> None:
+        """Read every GPU's series at this zoom from the recording, off the event loop."""
+        import time
+
+        span = ZOOMS[self._zoom][0]
+        assert span is not None
+        zoom = self._zoom
+        host = view.snapshot.host
+        uuids = [g.uuid for g in view.snapshot.gpus]
+        self._reading = True
+
+        def read() -> None:
+            from gpuconsole.accounting.history import gpu_history
+            from gpuconsole.accounting.store import RecordingError, open_for_reading, recording_path
+
+            try:
+                db = open_for_reading(recording_path())
+                try:
+                    end = time.time()
+                    found = {u: gpu_history(db, host, u, end - span, end, count) for u in uuids}
+                finally:
+                    db.close()
+            except RecordingError as exc:
+                self.app.call_from_thread(self._no_history, zoom, str(exc))
+                return
+            self.app.call_from_thread(self._got_histories, zoom, found)
+
+        self.run_worker(read, thread=True, group="zoom", exit_on_error=False)
+
+    def _got_histories(self, zoom: int, found: dict[str, History]) -> None:
+        import time
+
+        self._reading = False
+        if zoom != self._zoom:
+            return  # zoomed again meanwhile
+        self._histories = found
+        self._histories_at = time.monotonic()
+        if found and all(h.empty for h in found.values()):
+            self.notify(
+                f"The recording has nothing for {ZOOMS[zoom][1]} on this host: is `gpuconsole "
+                "record` recording it?",
+                title="Zoom",
+                severity="warning",
+            )
+        if self._view is not None:
+            self._show_status(self._view)
+            self._show_blocks(self._view)
+
+    def _no_history(self, zoom: int, reason: str) -> None:
+        self._reading = False
+        if zoom != self._zoom:
+            return
+        self.notify(reason, title="Zoom", severity="warning", timeout=8)
+        self._zoom = 0  # back to what the console itself has
+        for block in self._blocks.values():
+            block.shown = None
+        if self._view is not None:
+            self._show_status(self._view)
+            self._show_blocks(self._view)
 
     def _scrolled(self) -> None:
         """Blocks scrolled into view catch up with the latest sample (they skipped it)."""
@@ -352,6 +499,8 @@ class GpuScreen(Screen[None]):
             f"source: {snap.source}  ·  host: {snap.host}  ·  "
             f"{len(snap.gpus)} GPU(s)  ·  sampling every {view.interval:g} s"
         )
+        span, label = ZOOMS[self._zoom]
+        status.append(f"  ·  last {label}" + (" (recording)" if span else "") + " (z)")
         status.append(self._page_note())
         if snap.error:
             status.append(f"  ·  {snap.error}", style="yellow")

@@ -36,6 +36,10 @@ Label = Callable[[float], str]
 
 
 def _ago(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"-{seconds / 86400:.0f}d" if seconds % 86400 == 0 else f"-{seconds / 86400:.1f}d"
+    if seconds >= 2 * 3600:
+        return f"-{seconds / 3600:.0f}h" if seconds % 3600 == 0 else f"-{seconds / 3600:.1f}h"
     if seconds >= 60:
         return f"-{seconds / 60:.0f}m" if seconds % 60 == 0 else f"-{seconds / 60:.1f}m"
     return f"-{seconds:.0f}s"
