@@ -21,11 +21,19 @@ from gpuconsole.accounting.live import LiveFigures
 from gpuconsole.accounting.meter import GpuInterval, Meter, OwnerInterval
 from gpuconsole.accounting.store import Writer
 from gpuconsole.backend.gpu.models import GpuSourceState
-from gpuconsole.monitor.events import ContainersUpdated, GpusUpdated, MonitorEvent, RefreshFailed
+from gpuconsole.monitor.events import (
+    AlertChanged,
+    AlertCommandFailed,
+    ContainersUpdated,
+    GpusUpdated,
+    MonitorEvent,
+    RefreshFailed,
+)
 
 if TYPE_CHECKING:
     from gpuconsole.backend.hosts.host import Host
     from gpuconsole.monitor.gpu_view import GpuView
+    from gpuconsole.settings.config import AlertSettings
 
 log = logging.getLogger("gpuconsole.record")
 
@@ -67,6 +75,7 @@ class Recorder:
         live: LiveFigures | None = None,
         on_event: Callable[[MonitorEvent], None] | None = None,
         clock: Callable[[], float] = time.time,
+        alerts: AlertSettings | None = None,
     ) -> None:
         self.hosts = tuple(hosts)
         self.writer = writer
@@ -75,6 +84,9 @@ class Recorder:
         self.live = live
         self.on_event = on_event
         self.clock = clock
+        #: The ``[alerts]`` rules, judged on every sample as the console does: raised and
+        #: cleared alerts are logged, and ``[alerts] command`` runs for each (headless alerts).
+        self.alerts = alerts
         self.meters = {h.name: Meter(h.name, interval * MAX_GAP_INTERVALS) for h in self.hosts}
         self.names: dict[tuple[str, str], tuple[str, str]] = {}
         #: Host -> ids of its running containers, from the latest list (None: not listed yet).
@@ -94,6 +106,7 @@ class Recorder:
             gpu_interval=self.interval,
             gpu_window_s=max(4 * self.interval, 4.0),
             show_all=True,
+            alerts=self.alerts,
         )
         fleet.start()
         pending_gpus: list[GpuInterval] = []
@@ -120,8 +133,7 @@ class Recorder:
                     self.writer.rollup(self.clock())
                     last_rollup = now
         finally:
-            for monitor in fleet:
-                monitor.stop()
+            fleet.stop()
             while True:  # what arrived before the stop still counts
                 try:
                     self._take(self._events.get_nowait(), pending_gpus, pending_owners)
@@ -161,6 +173,11 @@ class Recorder:
             owners.extend(o)
         elif isinstance(event, RefreshFailed):
             self._report(event.host, event.error)
+        elif isinstance(event, AlertChanged):
+            a = event.alert
+            log.warning("alert %s: %s", "raised" if a.raised else "cleared", a.message)
+        elif isinstance(event, AlertCommandFailed):
+            log.warning("alerts command failed for %s: %s", event.alert.message, event.error)
 
     def _report(self, host: str, problem: str) -> None:
         """Once per change of problem per host, not every second."""

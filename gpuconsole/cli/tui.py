@@ -45,6 +45,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         config_path=settings.path,
         warnings=settings.host_errors,
         shell_command=settings.shell,
+        alerts=settings.alerts,
     )
     app.run()
     return app.return_code or 0

@@ -152,7 +152,17 @@ def record(args: argparse.Namespace, settings: Settings) -> int:
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        recorder = Recorder(hosts, writer, interval=args.interval, live=live)
+        import logging
+
+        logging.basicConfig(
+            level=logging.INFO,
+            stream=sys.stderr,
+            format="%(asctime)s %(message)s",
+            datefmt="%Y-%m-%d %H:%M:%S",
+        )
+        recorder = Recorder(
+            hosts, writer, interval=args.interval, live=live, alerts=settings.alerts
+        )
         names = ", ".join(h.name for h in hosts)
         print(f"recording {names} every {args.interval:g} s into {path}{metrics_note}", flush=True)
         recorder.run(stop)

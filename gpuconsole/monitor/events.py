@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gpuconsole.backend.models import HostSnapshot, HostStatus
+from gpuconsole.monitor.alerts import Alert
 from gpuconsole.monitor.gpu_view import GpuView
 
 
@@ -43,5 +44,24 @@ class GpusUpdated:
     view: GpuView
 
 
-MonitorEvent = ContainersUpdated | EngineDown | RefreshFailed | GpusUpdated
+@dataclass(frozen=True, slots=True)
+class AlertChanged:
+    """An alert was raised or cleared on one host (see gpuconsole.monitor.alerts)."""
+
+    host: str
+    alert: Alert
+
+
+@dataclass(frozen=True, slots=True)
+class AlertCommandFailed:
+    """``[alerts] command`` failed for an alert (it exited non-zero, hung, or did not start)."""
+
+    host: str
+    alert: Alert
+    error: str
+
+
+MonitorEvent = (
+    ContainersUpdated | EngineDown | RefreshFailed | GpusUpdated | AlertChanged | AlertCommandFailed
+)
 Emit = Callable[[MonitorEvent], object]

@@ -4,7 +4,8 @@ Each loop runs in a daemon thread (a refresh stuck on a hung engine or a dead SS
 hold up quitting) and never overlaps itself: refresh, then wait for the interval or a wake-up.
 Engine events (start, die, destroy, ...) wake the containers loop at once, so state changes show
 immediately while CPU and memory follow the slower interval. The GPU loop attributes GPU
-processes against THIS host's containers (their cgroups are read through this host's machine).
+processes against THIS host's containers (their cgroups are read through this host's machine)
+and, when given alert settings, judges every sample against the alert rules (monitor/alerts.py).
 Everything learnt leaves as an immutable event through ``emit``.
 """
 
@@ -12,12 +13,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gpuconsole.backend.errors import GpuconsoleError, HostUnreachable
 from gpuconsole.backend.hosts.machine import MachineUnreachable
 from gpuconsole.backend.models import EngineState, HostSnapshot, HostStatus
+from gpuconsole.monitor.alerts import AlertTracker
 from gpuconsole.monitor.events import (
+    AlertChanged,
     ContainersUpdated,
     Emit,
     EngineDown,
@@ -30,6 +34,8 @@ if TYPE_CHECKING:
     from gpuconsole.backend.docker.host import EventWatch
     from gpuconsole.backend.gpu import GpuAttribution
     from gpuconsole.backend.hosts.host import Host
+    from gpuconsole.monitor.alert_command import AlertCommand
+    from gpuconsole.settings.config import AlertSettings
 
 #: Engine events that change what the table shows; exec_*, top, attach and the like do not.
 RELEVANT_EVENTS = frozenset(
@@ -55,7 +61,13 @@ class HostMonitor:
         gpu_window_s: float = 600.0,
         attribution_every: float = 2.0,
         replay_name: str | None = None,
+        alerts: AlertSettings | None = None,
+        alert_command: AlertCommand | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``alerts``: judge GPU samples against these rules (None or disabled: no alerts);
+        ``alert_command``: where raised and cleared alerts are also sent; ``clock``: the alert
+        rules' time (tests pass their own)."""
         from gpuconsole.backend.gpu import GpuHistory
 
         self.host = host
@@ -78,6 +90,13 @@ class HostMonitor:
         #: The latest containers refresh (read by the GPU loop for attribution).
         self.snapshot: HostSnapshot | None = None
         self._threads: list[threading.Thread] = []
+        #: The alert rules over this host's GPU samples (read by the GPU loop only).
+        self.alerts: AlertTracker | None = None
+        if alerts is not None and alerts.enabled:
+            # A gap of a few samples is a slow sample; longer, nobody watched (see alerts.py).
+            gap = max(120.0, 5 * gpu_interval)
+            self.alerts = AlertTracker(host.name, alerts, clock=clock, max_gap_s=gap)
+        self._alert_command = alert_command
 
     @property
     def name(self) -> str:
@@ -231,6 +250,23 @@ class HostMonitor:
                 self._emit(
                     RefreshFailed(self.name, f"GPU sampling failed: {type(exc).__name__}: {exc}")
                 )
+            else:
+                self._judge(view, containers)
             elapsed = time.monotonic() - started
             self._stopped.wait(max(0.05, self.gpu_interval - elapsed))
         source.close()
+
+    def _judge(self, view: GpuView, containers: HostSnapshot | None) -> None:
+        """The alert rules over one sample: what they raise or clear leaves as events (and
+        through the alert command). A bug here must not stop the sampling."""
+        if self.alerts is None:
+            return
+        try:
+            changes = self.alerts.observe(view, containers)
+        except Exception as exc:
+            self._emit(RefreshFailed(self.name, f"alert check failed: {type(exc).__name__}: {exc}"))
+            return
+        for alert in changes:
+            self._emit(AlertChanged(self.name, alert))
+            if self._alert_command is not None:
+                self._alert_command.submit(alert)

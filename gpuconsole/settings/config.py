@@ -35,6 +35,26 @@ class ConfigError(GpuconsoleError):
 
 
 @dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """``[alerts]``: when a GPU or a container's reservation raises an alert.
+
+    The defaults are what a shared box usually wants: a reservation idle under 5 % for a quarter
+    of an hour is worth a word, 85 °C is near an H100's slowdown point, 95 % memory is one
+    allocation from an out-of-memory error.
+    """
+
+    enabled: bool = True
+    #: How long every GPU a container reserved (or uses) must stay under
+    #: ``idle_utilization_percent`` before its reservation counts as idle.
+    idle_minutes: float = 15.0
+    idle_utilization_percent: float = 5.0
+    temperature_c: float = 85.0
+    memory_percent: float = 95.0
+    #: Run by ``sh -c`` for each alert raised or cleared, the alert as JSON on stdin.
+    command: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     docker_host: str | None = None
     refresh_seconds: float = 2.0
@@ -50,6 +70,8 @@ class Settings:
     #: ``[shell] command``: what ``e`` / ``gpuconsole shell`` runs in a container (None: bash,
     #: else sh).
     shell: str | None = None
+    #: ``[alerts]``: thresholds of the alert rules and the optional command run per alert.
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def enabled_hosts(self) -> tuple[HostSpec, ...]:
         return tuple(h for h in self.hosts if h.enabled)
@@ -110,7 +132,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc} — fix that line") from exc
-    for table in ("docker", "ui", "gpu", "ssh", "shell"):
+    for table in ("docker", "ui", "gpu", "ssh", "shell", "alerts"):
         if not isinstance(data.get(table, {}), dict):
             raise ConfigError(f"{path}: [{table}] must be a table — fix or remove it")
     docker = data.get("docker", {})
@@ -142,6 +164,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
         host_errors=host_errors,
         ssh=_ssh_options(data.get("ssh", {}), path),
         shell=_get(data.get("shell", {}), "command", str, "shell", path) or None,
+        alerts=alert_settings(data.get("alerts", {}), path),
     )
 
 
@@ -298,6 +321,61 @@ def docker_contexts() -> list[HostSpec]:
         if check_ssh_spec(target) is None:
             found.append(HostSpec(name, ssh=target, origin=f"docker context {name}"))
     return found
+
+
+#: ``[alerts]`` number keys: (lowest, highest, an example for the message).
+_ALERT_RANGES: dict[str, tuple[float, float, str]] = {
+    "idle_minutes": (0.0, 10080.0, "15"),
+    "idle_utilization_percent": (0.1, 100.0, "5"),
+    "temperature_c": (30.0, 120.0, "85"),
+    "memory_percent": (1.0, 100.0, "95"),
+}
+_ALERT_KEYS = frozenset({*_ALERT_RANGES, "command", "enabled"})
+
+
+def alert_settings(table: dict[str, Any], path: Path) -> AlertSettings:
+    """The ``[alerts]`` table, checked: every message names the file, the key and the fix."""
+    unknown = sorted(set(table) - _ALERT_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key alerts.{unknown[0]} — the keys are "
+            f"{', '.join(sorted(_ALERT_KEYS))}"
+        )
+    values: dict[str, Any] = {}
+    for key, (low, high, example) in _ALERT_RANGES.items():
+        value = _get(table, key, float, "alerts", path)
+        if value is None:
+            continue
+        if not low <= value <= high:
+            raise ConfigError(
+                f"{path}: alerts.{key} must be between {low:g} and {high:g}, got {value:g} — "
+                f"pick e.g. {example}"
+            )
+        values[key] = value
+    enabled = _get(table, "enabled", bool, "alerts", path)
+    if enabled is not None:
+        values["enabled"] = enabled
+    command = _get(table, "command", str, "alerts", path)
+    if command is not None and command.strip():
+        values["command"] = command
+    return AlertSettings(**values)
+
+
+def load_alert_settings(path: Path | None) -> AlertSettings:
+    """Only the ``[alerts]`` table of ``path`` (defaults when there is no file), for a console
+    built without the full settings."""
+    if path is None or not path.exists():
+        return AlertSettings()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc} — fix that line") from exc
+    table = data.get("alerts", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [alerts] must be a table — fix or remove it")
+    return alert_settings(table, path)
 
 
 def _ssh_options(table: dict[str, Any], path: Path) -> SshOptions:

@@ -1,7 +1,8 @@
 """The Textual application: holds the hosts, runs their monitors, and opens the containers screen.
 
 The monitors (gpuconsole.monitor) are headless; their events become messages here. Container
-events go to the containers screen, GPU samples to every screen that shows GPUs.
+events go to the containers screen, GPU samples to every screen that shows GPUs, alerts to a
+notification, the fleet's alert log (the ``!`` panel) and the containers table.
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ from textual.driver import Driver
 from textual.screen import Screen
 
 from gpuconsole import __version__
+from gpuconsole.backend.errors import GpuconsoleError
 from gpuconsole.backend.hosts.host import Host
+from gpuconsole.monitor.alerts import AlertKind, AlertLog, AlertSeverity
 from gpuconsole.monitor.events import (
+    AlertChanged,
+    AlertCommandFailed,
     ContainersUpdated,
     EngineDown,
     GpusUpdated,
@@ -26,7 +31,17 @@ from gpuconsole.monitor.events import (
 )
 from gpuconsole.monitor.fleet import Fleet
 from gpuconsole.monitor.gpu_view import GpuView
-from gpuconsole.ui.messages import GpuUpdate, HostDown, LinkChanged, PollFailed, SnapshotReady
+from gpuconsole.settings.config import AlertSettings, load_alert_settings
+from gpuconsole.ui import alert_text
+from gpuconsole.ui.messages import (
+    AlertCommandError,
+    AlertNotice,
+    GpuUpdate,
+    HostDown,
+    LinkChanged,
+    PollFailed,
+    SnapshotReady,
+)
 from gpuconsole.ui.resources import stylesheet
 from gpuconsole.ui.screens.containers import ContainersScreen
 
@@ -47,7 +62,10 @@ class GpuconsoleApp(App[int]):
         config_path: Path | None = None,
         warnings: Sequence[str] = (),
         shell_command: str | None = None,
+        alerts: AlertSettings | None = None,
     ) -> None:
+        """``alerts``: the ``[alerts]`` settings; None reads them from ``config_path`` (the
+        defaults without a file), so every console judges its GPUs."""
         super().__init__()
         #: ``[shell] command`` of the config: what ``e`` runs in a container (None: bash, else sh).
         self.shell_command = shell_command
@@ -59,6 +77,15 @@ class GpuconsoleApp(App[int]):
         self.config_path = config_path
         self.warnings = tuple(warnings)
         self.gpu_views: dict[str, GpuView] = {}
+        if alerts is None:
+            try:
+                alerts = load_alert_settings(config_path)
+            except GpuconsoleError as exc:  # the CLI checked it: the file changed since
+                alerts = AlertSettings()
+                self.warnings += (f"{exc} (alerts use the defaults)",)
+        self.alert_settings = alerts
+        #: Every host's alerts, live and past: what the ``!`` panel and the table show.
+        self.alert_log = AlertLog()
         self.fleet = Fleet(
             self.hosts,
             self._from_monitor,
@@ -66,6 +93,7 @@ class GpuconsoleApp(App[int]):
             show_all=show_all,
             gpu_interval=gpu_interval,
             replay_name=replay_name,
+            alerts=alerts,
         )
         with_gpus = any(h.gpu is not None for h in self.hosts)
         self.containers_screen = ContainersScreen(
@@ -124,6 +152,10 @@ class GpuconsoleApp(App[int]):
             self.post_message(PollFailed(event.error, event.host))
         elif isinstance(event, GpusUpdated):
             self.post_message(GpuUpdate(event.view, event.host))
+        elif isinstance(event, AlertChanged):
+            self.post_message(AlertNotice(event.alert))
+        elif isinstance(event, AlertCommandFailed):
+            self.post_message(AlertCommandError(event.alert, event.error))
 
     def _link_listener(self, host: str) -> Any:
         def changed(link: Any) -> None:
@@ -167,6 +199,39 @@ class GpuconsoleApp(App[int]):
             show = getattr(screen, "show_gpus", None)
             if show is not None:
                 show(message.view, message.host)
+
+    def on_alert_notice(self, message: AlertNotice) -> None:
+        """Log it, say it (alert text is plain, never markup), and redraw what shows it."""
+        alert = message.alert
+        self.alert_log.add(alert)
+        title = alert_text.title(alert, len(self.hosts) > 1)
+        if alert.raised:
+            error = alert.severity is AlertSeverity.ERROR
+            self.notify(
+                alert.message,
+                title=title,
+                severity="error" if error else "warning",
+                timeout=15,
+                markup=False,
+            )
+        else:
+            self.notify(alert.message, title=title, markup=False)
+        if alert.kind is AlertKind.IDLE_RESERVATION and self._screen_ready():
+            self.containers_screen.alerts_changed()
+        for screen in self.screen_stack:
+            changed = getattr(screen, "alerts_changed", None)
+            if changed is not None and screen is not self.containers_screen:
+                changed()
+
+    def on_alert_command_error(self, message: AlertCommandError) -> None:
+        where = self.config_path or "the config file"
+        self.notify(
+            f"{message.error} — check [alerts] command in {where}",
+            title=f"Alert command ({message.alert.host})",
+            severity="warning",
+            timeout=10,
+            markup=False,
+        )
 
     def on_unmount(self) -> None:
         self.fleet.stop()

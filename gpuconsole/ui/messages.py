@@ -11,6 +11,7 @@ from typing import Any
 from textual.message import Message
 
 from gpuconsole.backend.models import HostSnapshot, HostStatus
+from gpuconsole.monitor.alerts import Alert
 from gpuconsole.monitor.gpu_view import GpuView
 
 
@@ -58,4 +59,22 @@ class LinkChanged(Message):
     def __init__(self, host: str, link: Any) -> None:
         self.host = host
         self.link = link
+        super().__init__()
+
+
+class AlertNotice(Message):
+    """An alert was raised or cleared on a host."""
+
+    def __init__(self, alert: Alert) -> None:
+        self.alert = alert
+        self.host = alert.host
+        super().__init__()
+
+
+class AlertCommandError(Message):
+    """``[alerts] command`` failed for an alert."""
+
+    def __init__(self, alert: Alert, error: str) -> None:
+        self.alert = alert
+        self.error = error
         super().__init__()

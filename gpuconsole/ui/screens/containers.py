@@ -8,7 +8,7 @@ reason; the others carry on.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ from gpuconsole.backend.errors import GpuconsoleError, ReadOnlyMode
 from gpuconsole.backend.hosts.host import Host
 from gpuconsole.backend.launch import LaunchResult
 from gpuconsole.backend.models import EngineState, HostSnapshot, HostStatus
+from gpuconsole.monitor.alerts import Alert, AlertLog
 from gpuconsole.monitor.gpu_view import GpuView
 from gpuconsole.present import format as fmt
 from gpuconsole.ui.messages import HostDown, LinkChanged, PollFailed, SnapshotReady
@@ -84,6 +85,19 @@ class ContainersScreen(Screen[None]):
             tooltip="An SSH launch: ssh into it; a Jupyter launch: open it in the browser",
         ),
         Binding("h", "hosts", "Hosts", tooltip="Every host: state, latency, engine, GPUs"),
+        Binding(
+            "exclamation_mark",
+            "alerts",
+            "Alerts",
+            tooltip="Alerts (idle reservations, hot, full or lost GPUs) and history",
+        ),
+        Binding(
+            "u",
+            "usage",
+            "Usage",
+            show=False,
+            tooltip="GPU time, energy and idle reservations per container (from the recording)",
+        ),
         Binding("left_square_bracket", "prev_host", "Prev host", show=False),
         Binding("right_square_bracket", "next_host", "Next host", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
@@ -257,10 +271,35 @@ class ContainersScreen(Screen[None]):
             if status.state is EngineState.DOWN:
                 age = now - self.down_since.get(host.name, now)
                 stale = f"no answer for {fmt.duration_s(age)}: {status.error or 'down'}"
-            parts.append(HostRows(host.name, snap, view.usage() if view else {}, stale))
+            idle = self._idle_alerts(host.name)
+            parts.append(HostRows(host.name, snap, view.usage() if view else {}, stale, idle))
         self.table.apply(parts, self.needle, with_host=len(scope) > 1)
         self.table.display = True
         self.query_one(EngineDown).display = False
+
+    def _idle_alerts(self, host: str) -> Mapping[str, Alert]:
+        """Container id -> its live idle-reservation alert (the table flags those rows)."""
+        log: AlertLog | None = getattr(self.app, "alert_log", None)
+        return log.idle_reservations(host) if log is not None else {}
+
+    def alerts_changed(self) -> None:
+        """An idle-reservation alert was raised or cleared: the rows flagged change."""
+        if self.seen():
+            self._apply_table()
+        else:
+            self._behind = True
+
+    def action_usage(self) -> None:
+        from gpuconsole.ui.screens.usage import UsageScreen
+
+        self.app.push_screen(UsageScreen())
+
+    def action_alerts(self) -> None:
+        from gpuconsole.ui.screens.alerts import AlertsScreen
+
+        log: AlertLog | None = getattr(self.app, "alert_log", None)
+        settings = getattr(self.app, "alert_settings", None)
+        self.app.push_screen(AlertsScreen(log or AlertLog(), settings, len(self.hosts) > 1))
 
     def _age_stale_rows(self) -> None:
         if self.down_since:

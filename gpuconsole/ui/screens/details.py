@@ -1,10 +1,14 @@
-"""Everything about one container: image, command, limits, mounts, ports, labels, env.
+"""Everything about one container: image, command, limits, mounts, ports, labels, env — and,
+where ``gpuconsole record`` recorded it, its GPU history over its lifetime.
 
 Values of variables whose names look secret (TOKEN, PASSWORD, SECRET, KEY) are masked: this
 screen is often on a shared screen or in a screenshot.
 """
 
 from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
@@ -22,6 +26,10 @@ from gpuconsole.backend.launch.create import notes_from_labels
 from gpuconsole.backend.models import ContainerDetails
 from gpuconsole.present import format as fmt
 from gpuconsole.ui.widgets.footer import QuietFooter
+
+if TYPE_CHECKING:
+    from gpuconsole.accounting.history import History
+    from gpuconsole.accounting.report import UsageRow
 
 
 def _section(title: str) -> Text:
@@ -93,6 +101,52 @@ def reach_text(launch: LaunchResult, read_only: bool) -> Text:
     return text
 
 
+_SPARKS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: tuple[float | None, ...], top: float) -> str:
+    """One character per value, its height in eighths of ``top`` (blank: nothing recorded)."""
+    out = []
+    for v in values:
+        if v is None:
+            out.append(" ")
+        else:
+            out.append(_SPARKS[max(1, min(8, round(v / top * 8)))] if top > 0 else _SPARKS[1])
+    return "".join(out)
+
+
+def gpu_history_text(history: History, rows: list[UsageRow]) -> Text:
+    """The recorded GPU history of a container: totals and three sparklines over its life."""
+    text = Text()
+    text.append("GPU history (recorded)\n", style="bold underline")
+    stamp = "%Y-%m-%d %H:%M"
+    text.append(
+        f"{time.strftime(stamp, time.localtime(history.start))} → "
+        f"{time.strftime(stamp, time.localtime(history.end))}\n",
+        style="dim",
+    )
+    if rows:
+        r = rows[0]
+        util = r.mean_utilization_percent
+        text.append(
+            f"{r.gpu_seconds / 3600:.2f} GPU-h on GPU {','.join(r.gpus) or '-'} · "
+            f"{r.energy_wh:.1f} Wh · mean {'-' if util is None else f'{util:.0f}%'} · "
+            f"reserved {r.reserved_gpu_seconds / 3600:.2f} h, idle "
+            f"{r.idle_reserved_gpu_seconds / 3600:.2f} h\n"
+        )
+    peak_mem = max((v for v in history.memory if v is not None), default=0.0)
+    peak_pwr = max((v for v in history.power if v is not None), default=0.0)
+    for label, values, top, note, style in (
+        ("memory", history.memory, peak_mem, fmt.size(int(peak_mem)), "green"),
+        ("util  ", history.utilization, 100.0, "100%", "cyan"),
+        ("power ", history.power, peak_pwr, f"{peak_pwr:.0f} W", "magenta"),
+    ):
+        text.append(f"{label} ")
+        text.append(sparkline(values, top), style=style)
+        text.append(f"  peak {note}\n", style="dim")
+    return text
+
+
 class DetailsScreen(ModalScreen[None]):
     BINDINGS = [
         Binding("escape", "dismiss", "Back"),
@@ -145,6 +199,7 @@ class DetailsScreen(ModalScreen[None]):
         with VerticalScroll(id="details"):
             yield Static(f"Container {self._name}", id="details-title")
             yield Static(id="details-reach")
+            yield Static(id="details-gpu")
             yield Static("Loading…", id="details-body")
         yield QuietFooter()
 
@@ -220,7 +275,38 @@ class DetailsScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self._show_reach()
+        self.query_one("#details-gpu", Static).display = False
         self._load()
+        self._load_gpu_history()
+
+    @work(thread=True, exclusive=True, group="details-gpu", exit_on_error=False)
+    def _load_gpu_history(self) -> None:
+        """The container's GPU history from the recording, if there is one for it."""
+        from gpuconsole.accounting.history import container_history
+        from gpuconsole.accounting.report import usage
+        from gpuconsole.accounting.store import RecordingError, open_for_reading, recording_path
+
+        try:
+            db = open_for_reading(recording_path())
+        except RecordingError:
+            return  # no recording: nothing to show, nothing to say
+        try:
+            history = container_history(db, self._host.name, self._container_id, 60)
+            if history is None:
+                return
+            mine = [
+                r
+                for r in usage(db, since=0, by="container", host=self._host.name)
+                if r.container_id == self._container_id
+            ]
+        finally:
+            db.close()
+        self.app.call_from_thread(self._show_gpu_history, gpu_history_text(history, mine))
+
+    def _show_gpu_history(self, text: Text) -> None:
+        panel = self.query_one("#details-gpu", Static)
+        panel.update(text)
+        panel.display = True
 
     @work(thread=True, exclusive=True, group="details", exit_on_error=False)
     def _load(self) -> None:

@@ -1,8 +1,13 @@
-"""The containers table: keyed by host and container id, updated by diff, cursor kept by key."""
+"""The containers table: keyed by host and container id, updated by diff, cursor kept by key.
+
+A container with a live idle-reservation alert has its GPUs cell flagged with how long the
+reservation has been idle (minute steps, so the row repaints at most once a minute for it).
+"""
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -10,7 +15,9 @@ from rich.text import Text
 
 from gpuconsole.backend.gpu import ContainerGpuUsage
 from gpuconsole.backend.models import ContainerStats, ContainerSummary, GpuRequest, HostSnapshot
+from gpuconsole.monitor.alerts import Alert
 from gpuconsole.present import format as fmt
+from gpuconsole.ui.alert_text import idle_flag
 from gpuconsole.ui.widgets.fast_table import Cells, FastTable, RowDoesNotExist
 
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -44,13 +51,22 @@ def status_text(c: ContainerSummary) -> Text:
 
 
 def gpu_cells(
-    c: ContainerSummary, request: GpuRequest | None, usage: ContainerGpuUsage | None
+    c: ContainerSummary,
+    request: GpuRequest | None,
+    usage: ContainerGpuUsage | None,
+    idle: Alert | None = None,
+    now: float = 0.0,
 ) -> tuple[str | Text, str | Text]:
-    """Requested GPUs (flagged when reserved but unused) and GPU memory in use."""
+    """Requested GPUs (flagged when reserved but unused, and louder when that raised an idle
+    alert) and GPU memory in use."""
     requested: str | Text = fmt.gpus(request)
-    if usage is None or not c.running:
+    if idle is not None and c.running:
+        requested = Text(f"{requested} {idle_flag(idle, now)}", style="bold yellow")
+        if usage is None:
+            return requested, fmt.NONE
+    elif usage is None or not c.running:
         return requested, fmt.NONE
-    if usage.idle_reservation:
+    elif usage.idle_reservation:
         requested = Text(f"{requested} (idle reservation)", style="yellow")
     elif usage.unreserved_use:
         requested = Text(f"{requested} (unreserved use)", style="yellow")
@@ -64,8 +80,10 @@ def row_cells(
     stats: ContainerStats | None,
     gpus: GpuRequest | None,
     usage: ContainerGpuUsage | None = None,
+    idle: Alert | None = None,
+    now: float = 0.0,
 ) -> tuple[str | Text, ...]:
-    requested, gpu_mem = gpu_cells(c, gpus, usage)
+    requested, gpu_mem = gpu_cells(c, gpus, usage, idle, now)
     return (
         Text(c.name, style="bold" if c.running else ""),
         fmt.image(c.image, 30),
@@ -114,6 +132,8 @@ class HostRows:
     usage: Mapping[str, ContainerGpuUsage] = field(default_factory=dict)
     #: Set while the host is down: the rows stay, greyed, with this note in the status column.
     stale: str | None = None
+    #: Container id -> its live idle-reservation alert.
+    idle: Mapping[str, Alert] = field(default_factory=dict)
 
 
 class ContainersTable(FastTable, inherit_bindings=False):
@@ -211,12 +231,15 @@ class ContainersTable(FastTable, inherit_bindings=False):
         entries.sort(key=lambda e: (-e[2].created, order_of_host[e[1].host], e[2].name))
         selected = self.selected_key
         rows: dict[str, Cells] = {}
+        now = time.time()
         for key, part, c in entries:
             cells = row_cells(
                 c,
                 part.snapshot.stats.get(c.id),
                 part.snapshot.gpus.get(c.id),
                 part.usage.get(c.id),
+                part.idle.get(c.id),
+                now,
             )
             if part.stale is not None:
                 cells = stale_cells(cells, part.stale)

@@ -31,7 +31,13 @@ READ_ONLY_NOTE = "Read-only mode: start, stop, restart, remove and shells are di
 
 
 def key_label(key: str) -> str:
-    return {"slash": "/", "question_mark": "?", "enter": "enter", "escape": "esc"}.get(key, key)
+    return {
+        "slash": "/",
+        "question_mark": "?",
+        "exclamation_mark": "!",
+        "enter": "enter",
+        "escape": "esc",
+    }.get(key, key)
 
 
 def help_text(bindings: Sequence[BindingType], read_only: bool, notes: Sequence[str]) -> Text:
