@@ -247,3 +247,14 @@ async def test_mouse_selects_a_row_and_opens_details(make_container) -> None:  #
             lambda: isinstance(app.screen, DetailsScreen),
             what="a second click to open the details",
         )
+        # A double click on the selected row that arrives faster than the details can show
+        # (two selections in one go): one details screen, which esc closes.
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ContainersScreen), what="back")
+        for _ in range(2):
+            t.post_message(ContainersTable.RowSelected(t, t.key_of(c.id), row))
+        await until(pilot, lambda: isinstance(app.screen, DetailsScreen), what="details again")
+        await pilot.pause(0.2)
+        assert sum(isinstance(s, DetailsScreen) for s in app.screen_stack) == 1
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ContainersScreen), what="back again")

@@ -618,7 +618,11 @@ class ContainersScreen(Screen[None]):
 
     @on(ContainersTable.RowSelected)
     def _row_selected(self, event: ContainersTable.RowSelected) -> None:
-        self.action_details()
+        # A double click on the selected row sends two; when the first has already opened the
+        # details (a busy machine handles both before the screen shows), the second must not
+        # stack another copy that esc would then reveal.
+        if self.app.screen is self:
+            self.action_details()
 
     def action_toggle_all(self) -> None:
         self.fleet.show_all = not self.fleet.show_all
