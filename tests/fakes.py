@@ -119,7 +119,7 @@ class FakeHost:
     def gpu_requests(self, container_ids: list[str]) -> dict[str, GpuRequest]:
         return {i: GPUS[i] for i in container_ids if i in GPUS}
 
-    def snapshot(self, all: bool = True) -> HostSnapshot:
+    def snapshot(self, all: bool = True, stats: bool = True) -> HostSnapshot:
         containers = self.list_containers(all)
         ids = [c.id for c in containers]
         return HostSnapshot(

@@ -107,6 +107,7 @@ class Recorder:
             gpu_window_s=max(4 * self.interval, 4.0),
             show_all=True,
             alerts=self.alerts,
+            container_stats=False,
         )
         fleet.start()
         pending_gpus: list[GpuInterval] = []

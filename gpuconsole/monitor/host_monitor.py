@@ -64,6 +64,7 @@ class HostMonitor:
         alerts: AlertSettings | None = None,
         alert_command: AlertCommand | None = None,
         clock: Callable[[], float] = time.time,
+        container_stats: bool = True,
     ) -> None:
         """``alerts``: judge GPU samples against these rules (None or disabled: no alerts);
         ``alert_command``: where raised and cleared alerts are also sent; ``clock``: the alert
@@ -73,6 +74,9 @@ class HostMonitor:
         self.host = host
         self._emit = emit
         self.interval = refresh_seconds
+        #: CPU and memory of the running containers with each refresh (what the table shows;
+        #: the headless recorder needs only names, images and GPU requests).
+        self.container_stats = container_stats
         self.down_interval = down_interval
         self.show_all = show_all
         self.gpu_interval = gpu_interval
@@ -145,7 +149,7 @@ class HostMonitor:
         """One containers refresh; returns how long to wait before the next."""
         engine = self.host.engine
         try:
-            snapshot = engine.snapshot(all=self.show_all)
+            snapshot = engine.snapshot(all=self.show_all, stats=self.container_stats)
         except (HostUnreachable, MachineUnreachable) as exc:
             self.failures += 1
             status = HostStatus(

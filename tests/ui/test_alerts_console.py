@@ -40,8 +40,8 @@ class ReservingEngine:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
-    def snapshot(self, all: bool = True) -> HostSnapshot:
-        snap: HostSnapshot = self._inner.snapshot(all=all)
+    def snapshot(self, all: bool = True, stats: bool = True) -> HostSnapshot:
+        snap: HostSnapshot = self._inner.snapshot(all=all, stats=stats)
         gpus = dict(snap.gpus)
         for c in snap.containers:
             wanted = dict(c.labels).get(GPUS_LABEL)

@@ -321,13 +321,14 @@ class DockerEngine:
             del self._gpu_cache[gone]
         return {cid: self._gpu_cache[cid] for cid in container_ids if cid in self._gpu_cache}
 
-    def snapshot(self, all: bool = True) -> HostSnapshot:
-        """One full refresh: list, CPU and memory of the running ones, GPU requests."""
+    def snapshot(self, all: bool = True, stats: bool = True) -> HostSnapshot:
+        """One full refresh: list, CPU and memory of the running ones (unless ``stats`` is
+        False: the recorder needs names and GPU requests only), GPU requests."""
         containers = self.list_containers(all=all)
         running = [c.id for c in containers if c.running]
-        stats = self.stats(running) if running else {}
+        figures = self.stats(running) if running and stats else {}
         gpus = self.gpu_requests([c.id for c in containers]) if containers else {}
-        return HostSnapshot(self._up_status(), containers, stats, gpus, time.time())
+        return HostSnapshot(self._up_status(), containers, figures, gpus, time.time())
 
     def inspect(self, ref: str) -> ContainerDetails:
         api = self._api()

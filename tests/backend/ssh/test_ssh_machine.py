@@ -708,3 +708,35 @@ def test_unreachable_address_retries_with_growing_backoff() -> None:
         assert m.status.state is LinkState.DOWN
     finally:
         m.close()
+
+
+def test_a_streaming_host_needs_no_probes_and_is_still_found_down(
+    ssh_env: SshEnv, private_sshd: Callable[..., PrivateSshd]
+) -> None:
+    """Output on a stream proves the link as a probe would (each probe is a thread and a
+    channel); when the peer stops answering, the probes come back and find it down."""
+    sshd = private_sshd()
+    streaming = SshMachine("s", f"127.0.0.1:{sshd.port}", ssh_env.connector(sshd.port, 2.0), **FAST)
+    idle = SshMachine("i", f"127.0.0.1:{sshd.port}", ssh_env.connector(sshd.port, 2.0), **FAST)
+    lines: list[str] = []
+    try:
+        stream = streaming.stream(["sh", "-c", "while :; do echo tick; sleep 0.2; done"])
+        threading.Thread(target=_consume, args=(stream, lines), daemon=True).start()
+        idle.run(["true"], 5)
+        assert wait_for(lambda: len(lines) >= 3, 5)
+        before = (streaming.probes, idle.probes)
+        time.sleep(4.5)
+        extra_streaming = streaming.probes - before[0]
+        extra_idle = idle.probes - before[1]
+        assert extra_idle >= 4  # one a second
+        assert extra_streaming <= 1, extra_streaming  # at most the one that keeps latency fresh
+
+        sshd.stop()
+        stopped = time.monotonic()
+        budget = FAST["probe_interval"] * (FAST["down_after"] + 1) + FAST["probe_timeout"] + 1.0
+        assert wait_for(lambda: streaming.status.state is LinkState.DOWN, budget), streaming.status
+        print(f"DOWN {time.monotonic() - stopped:.2f} s after the peer stopped (budget {budget})")
+    finally:
+        sshd.cont()
+        streaming.close()
+        idle.close()
