@@ -243,7 +243,9 @@ def first_recorded(db: sqlite3.Connection) -> float | None:
 
 
 def hours(seconds: float) -> str:
-    return f"{seconds / 3600:.2f}"
+    """GPU time as H:MM:SS: exact for a short job, readable for a month of them."""
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 def table_rows(rows: Sequence[UsageRow], by: str) -> list[list[str]]:
@@ -259,12 +261,12 @@ def table_rows(rows: Sequence[UsageRow], by: str) -> list[list[str]]:
         [
             *head,
             "GPUS" if by != "gpu" else "UUID",
-            "GPU-H",
+            "GPU TIME",
             "ENERGY",
             "UTIL",
             "PEAK MEM",
-            "RESERVED-H",
-            "IDLE-RES-H",
+            "RESERVED",
+            "IDLE RESERVED",
             "LAST SEEN",
         ]
     ]

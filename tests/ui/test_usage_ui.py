@@ -91,8 +91,8 @@ async def test_usage_screen_reports_and_sorts(
         await until(pilot, lambda: table.row_count == 2, what="two containers")
         rows = cell_texts(table)
         assert rows[0][:2] == ["trainer", "local"]  # most GPU time first
-        assert rows[0][4:7] == ["1.00", "300.0 Wh", "90%"]
-        assert rows[1][0] == "sitter" and rows[1][8:10] == ["1.00", "1.00"]  # reserved, idle
+        assert rows[0][4:7] == ["1:00:00", "300.0 Wh", "90%"]
+        assert rows[1][0] == "sitter" and rows[1][8:10] == ["1:00:00", "1:00:00"]  # reserved, idle
         note = str(screen.query_one("#usage-note", Static).render())
         assert "split by their share of its used memory" in note
         # Sort by idle reserved time (s steps through the columns), then by GPU.
@@ -146,7 +146,7 @@ async def test_details_show_the_recorded_gpu_history(
         await until(pilot, lambda: panel.display, what="the GPU history")
         text = str(panel.render())
         assert "GPU history (recorded)" in text
-        assert "1.00 GPU-h on GPU 0 · 300.0 Wh · mean 90%" in text
+        assert "GPU time 1:00:00 on GPU 0 · 300.0 Wh · mean 90%" in text
         memory = next(line for line in text.splitlines() if line.startswith("memory"))
         spark = memory.split(" ", 1)[1].rsplit("  peak", 1)[0]
         assert spark[0] < spark[-1]  # its memory grew over the hour: the line rises

@@ -117,6 +117,8 @@ def sparkline(values: tuple[float | None, ...], top: float) -> str:
 
 def gpu_history_text(history: History, rows: list[UsageRow]) -> Text:
     """The recorded GPU history of a container: totals and three sparklines over its life."""
+    from gpuconsole.accounting.report import hours
+
     text = Text()
     text.append("GPU history (recorded)\n", style="bold underline")
     stamp = "%Y-%m-%d %H:%M"
@@ -129,10 +131,10 @@ def gpu_history_text(history: History, rows: list[UsageRow]) -> Text:
         r = rows[0]
         util = r.mean_utilization_percent
         text.append(
-            f"{r.gpu_seconds / 3600:.2f} GPU-h on GPU {','.join(r.gpus) or '-'} · "
+            f"GPU time {hours(r.gpu_seconds)} on GPU {','.join(r.gpus) or '-'} · "
             f"{r.energy_wh:.1f} Wh · mean {'-' if util is None else f'{util:.0f}%'} · "
-            f"reserved {r.reserved_gpu_seconds / 3600:.2f} h, idle "
-            f"{r.idle_reserved_gpu_seconds / 3600:.2f} h\n"
+            f"reserved {hours(r.reserved_gpu_seconds)}, idle "
+            f"{hours(r.idle_reserved_gpu_seconds)}\n"
         )
     peak_mem = max((v for v in history.memory if v is not None), default=0.0)
     peak_pwr = max((v for v in history.power if v is not None), default=0.0)

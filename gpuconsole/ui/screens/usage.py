@@ -18,6 +18,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from gpuconsole.accounting.meter import SPLIT_RULE
+from gpuconsole.accounting.report import hours
 from gpuconsole.present import format as fmt
 from gpuconsole.ui.widgets.footer import QuietFooter
 
@@ -37,12 +38,12 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("host", "Host"),
     ("image", "Image"),
     ("gpus", "GPUs"),
-    ("gpu_h", "GPU-h"),
+    ("gpu_h", "GPU time"),
     ("energy", "Energy"),
     ("util", "Util"),
     ("mem", "Peak mem"),
-    ("reserved", "Reserved-h"),
-    ("idle", "Idle res-h"),
+    ("reserved", "Reserved"),
+    ("idle", "Idle reserved"),
     ("last", "Last seen"),
 )
 REFRESH_S = 30.0
@@ -74,17 +75,17 @@ def _cells(row: UsageRow, by: str) -> tuple[str | Text, ...]:
         "host": row.host or "-",
         "gpu": f"GPU {row.gpus[0].split(':', 1)[0]}" if row.gpus else "-",
     }[by]
-    idle = f"{row.idle_reserved_gpu_seconds / 3600:.2f}"
+    idle = hours(row.idle_reserved_gpu_seconds)
     return (
         Text(who, style="bold"),
         row.host or "(several)",
         row.image or "-",
         ",".join(g.split(":", 1)[0] if by != "container" else g for g in row.gpus) or "-",
-        f"{row.gpu_seconds / 3600:.2f}",
+        hours(row.gpu_seconds),
         f"{row.energy_wh:.1f} Wh",
         "-" if row.mean_utilization_percent is None else f"{row.mean_utilization_percent:.0f}%",
         fmt.size(row.peak_memory_bytes),
-        f"{row.reserved_gpu_seconds / 3600:.2f}",
+        hours(row.reserved_gpu_seconds),
         Text(idle, style="bold yellow") if row.idle_reserved_gpu_seconds >= 900 else idle,
         time.strftime("%Y-%m-%d %H:%M", time.localtime(row.last_seen)) if row.last_seen else "-",
     )
