@@ -158,15 +158,22 @@ def toml_value(value: Any) -> str:
             raise ProfileError(f"{value!r} cannot be stored in a profile")
         return repr(value)
     if isinstance(value, str):
-        # JSON's escapes are valid TOML basic-string escapes.
-        return json.dumps(value, ensure_ascii=False)
+        return _toml_string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     raise ProfileError(f"{value!r} cannot be stored in a profile")
 
 
+def _toml_string(text: str) -> str:
+    # JSON's escapes are valid TOML basic-string escapes; TOML also forbids a raw DEL, and a
+    # lone surrogate (undecodable bytes from argv) cannot be written to a UTF-8 file at all.
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        raise ProfileError(f"{text!r} is not valid text (undecodable bytes) — retype it")
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def toml_key(key: str) -> str:
-    return key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
 
 
 def profile_table(profile: Profile) -> str:

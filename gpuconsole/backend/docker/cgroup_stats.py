@@ -57,9 +57,10 @@ def find_mounts(mountinfo: str) -> CgroupMounts | None:
         if not sep:
             continue
         fields = left.split()
-        fstype, _source, *opts = right.split()
-        if len(fields) < 5:
+        rest = right.split()
+        if len(fields) < 5 or len(rest) < 2:  # a line cut short
             continue
+        fstype, _source, *opts = rest
         mountpoint = Path(fields[4])
         options = set(",".join(opts).split(","))
         if fstype == "cgroup2":

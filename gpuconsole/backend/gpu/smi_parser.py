@@ -9,6 +9,7 @@ hand parses the same as the stream.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from gpuconsole.backend.gpu.models import GpuProcess, GpuSample
@@ -67,9 +68,10 @@ def _number(raw: str) -> float | None:
         return None
     head = raw.split(" ", 1)[0]
     try:
-        return float(head)
+        value = float(head)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
 def _int(raw: str) -> int | None:
@@ -147,7 +149,7 @@ def parse_apps_line(line: str, uuid_to_index: Mapping[str, int]) -> GpuProcess:
     if pid is None:
         raise SmiParseError(f"no PID in nvidia-smi line: {line.strip()!r}")
     uuid = columns[-1]
-    name = ",".join(columns[1:-2]).strip()
+    name = ",".join(line.split(",")[1:-2]).strip()  # a name's own spaces kept
     return GpuProcess(
         pid=pid,
         gpu_index=uuid_to_index.get(uuid, -1),

@@ -8,6 +8,7 @@ never guessed.
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 _UNITS = {
     "": 1,
@@ -48,8 +49,12 @@ def parse_size(text: str | int) -> int:
     factor = _UNITS.get(unit.lower())
     if factor is None:
         raise SizeError(f"{text!r} has an unknown unit {unit!r} — use {UNITS_HELP}")
-    value = float(number) * factor
-    if factor == 1 and not value.is_integer():
+    try:
+        # Exact (a float loses bytes past 2**53 and overflows on long numbers).
+        value = Fraction(number) * factor
+    except ValueError:  # more digits than int() takes
+        raise SizeError(f"{text!r} is not a size — use {UNITS_HELP}") from None
+    if factor == 1 and value.denominator != 1:
         raise SizeError(f"{text!r} is a fraction of a byte — use {UNITS_HELP}")
     return int(value)
 

@@ -248,7 +248,12 @@ def parse_volume(
     if remote and src.startswith("/"):
         return VolumeMount(os.path.normpath(src), dst, mode == "ro")
     if src.startswith(("~", "/", ".")):
-        path = Path(src).expanduser()
+        try:
+            path = Path(src).expanduser()
+        except RuntimeError:  # ~user of no such user
+            raise ValueError(
+                f"{text!r}: {src.partition('/')[0]!r} is no user's home here — give the full path"
+            ) from None
         if not path.is_absolute():
             path = (cwd or Path.cwd()) / path
         return VolumeMount(os.path.normpath(path), dst, mode == "ro")
@@ -262,8 +267,11 @@ def _cpus(value: str | float | int | None) -> float | None:
         return None
     if isinstance(value, bool):
         raise ValueError("not a number")
-    cpus = float(value)
-    if not math.isfinite(cpus):
+    try:
+        cpus = float(value)
+    except OverflowError:  # an int past a float's range
+        raise ValueError("not a finite number") from None
+    if not math.isfinite(cpus * 1e9):  # NanoCpus must be a whole number
         raise ValueError("not a finite number")
     return cpus
 
