@@ -13,20 +13,10 @@ from pathlib import Path
 
 from gpuconsole import __version__
 from gpuconsole.cli import containers, gpus, hosts, launch, logs, serve, shell, usage
+from gpuconsole.cli.common import seconds_arg
 
 #: Command group modules, each with COMMANDS, add_parsers(sub) and run(args, settings).
 GROUPS = (containers, gpus, launch, hosts, logs, shell, serve, usage)
-
-
-def _interval(text: str) -> float:
-    """--gpu-interval: 0.1 to 60 seconds (argparse turns the error into exit code 2)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.1 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"{text} is outside 0.1..60 seconds — e.g. 1")
-    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--gpu-interval",
         metavar="SECONDS",
-        type=_interval,
+        type=seconds_arg,
         default=None,
         help="GPU sample interval (default 1 s; history keeps 10 minutes)",
     )

@@ -124,3 +124,15 @@ def each_host(hosts: Sequence[Host], work: Callable[[Host], T]) -> list[T | Base
 def close_all(hosts: Sequence[Host]) -> None:
     for host in hosts:
         host.close()
+
+
+def seconds_arg(text: str) -> float:
+    """An interval option (--gpu-interval, record --interval): 0.1 to 60 seconds; argparse
+    turns the error into exit code 2."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.1 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0.1..60 seconds — e.g. 1")
+    return value

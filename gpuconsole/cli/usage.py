@@ -11,22 +11,12 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from gpuconsole.cli.common import add_host_option, err, print_table
+from gpuconsole.cli.common import add_host_option, err, print_table, seconds_arg
 
 if TYPE_CHECKING:
     from gpuconsole.settings.config import Settings
 
 COMMANDS: frozenset[str] = frozenset({"record", "usage"})
-
-
-def _interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.1 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"{text} is outside 0.1..60 seconds — e.g. 1")
-    return value
 
 
 def _metrics(text: str) -> tuple[str, int]:
@@ -64,7 +54,7 @@ def add_parsers(sub: Any) -> None:
     )
     r.add_argument(
         "--interval",
-        type=_interval,
+        type=seconds_arg,
         default=1.0,
         metavar="SECONDS",
         help="sampling interval (default 1)",

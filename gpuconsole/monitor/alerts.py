@@ -390,43 +390,63 @@ class AlertTracker:
     def _temperature(
         self, view: GpuView, gpu: GpuSample, uuid: str, answered: bool, now: float, out: list[Alert]
     ) -> None:
-        limit = self.settings.temperature_c
-        key = (AlertKind.TEMPERATURE, uuid)
         temp = gpu.temperature_c if answered else None
-        holding = None
-        if temp is not None:
-            holding = temp > limit - TEMPERATURE_BAND_C if self._live(key) else temp >= limit
-        holders = _holders(view, gpu.index)
-        self._step(
-            key,
-            holding,
+        where = f"GPU {gpu.index} on {self.host}"
+        self._threshold(
+            AlertKind.TEMPERATURE,
+            view,
+            gpu,
+            uuid,
+            temp,
+            self.settings.temperature_c,
+            TEMPERATURE_BAND_C,
             now,
             out,
-            raise_alert=lambda since: self._alert(
-                AlertKind.TEMPERATURE,
-                f"GPU {gpu.index} on {self.host} is at {temp} °C (alert at {limit:g} °C)" + holders,
-                since,
-                now,
-                gpu_index=gpu.index,
-                gpu_uuid=uuid,
-                value=temp,
-                threshold=limit,
-            ),
-            clear_alert=lambda alert: self._cleared(
-                alert, f"GPU {gpu.index} on {self.host} cooled to {temp} °C", now, temp
-            ),
+            raised=lambda v, limit: f"{where} is at {v:g} °C (alert at {limit:g} °C)",
+            cleared=lambda v: f"{where} cooled to {v:g} °C",
         )
 
     def _memory(
         self, view: GpuView, gpu: GpuSample, uuid: str, answered: bool, now: float, out: list[Alert]
     ) -> None:
-        limit = self.settings.memory_percent
-        key = (AlertKind.MEMORY, uuid)
         fraction = gpu.memory_fraction if answered else None
         percent = None if fraction is None else round(fraction * 100, 1)
+        where = f"GPU {gpu.index} on {self.host}"
+        self._threshold(
+            AlertKind.MEMORY,
+            view,
+            gpu,
+            uuid,
+            percent,
+            self.settings.memory_percent,
+            MEMORY_BAND_PERCENT,
+            now,
+            out,
+            raised=lambda v, limit: f"{where} memory is {v:g} % full (alert at {limit:g} %)",
+            cleared=lambda v: f"{where} memory down to {v:g} %",
+        )
+
+    def _threshold(
+        self,
+        kind: AlertKind,
+        view: GpuView,
+        gpu: GpuSample,
+        uuid: str,
+        value: float | None,
+        limit: float,
+        band: float,
+        now: float,
+        out: list[Alert],
+        *,
+        raised: Callable[[float, float], str],
+        cleared: Callable[[float], str],
+    ) -> None:
+        """A reading at or above ``limit`` raises; it clears only ``band`` below it (no
+        flapping around the line); a missing reading changes nothing."""
+        key = (kind, uuid)
         holding = None
-        if percent is not None:
-            holding = percent > limit - MEMORY_BAND_PERCENT if self._live(key) else percent >= limit
+        if value is not None:
+            holding = value > limit - band if self._live(key) else value >= limit
         holders = _holders(view, gpu.index)
         self._step(
             key,
@@ -434,18 +454,20 @@ class AlertTracker:
             now,
             out,
             raise_alert=lambda since: self._alert(
-                AlertKind.MEMORY,
-                f"GPU {gpu.index} on {self.host} memory is {percent:g} % full "
-                f"(alert at {limit:g} %)" + holders,
+                kind,
+                raised(value, limit) + holders,  # type: ignore[arg-type]  # holding: not None
                 since,
                 now,
                 gpu_index=gpu.index,
                 gpu_uuid=uuid,
-                value=percent,
+                value=value,
                 threshold=limit,
             ),
             clear_alert=lambda alert: self._cleared(
-                alert, f"GPU {gpu.index} on {self.host} memory down to {percent:g} %", now, percent
+                alert,
+                cleared(value),  # type: ignore[arg-type]
+                now,
+                value,
             ),
         )
 
