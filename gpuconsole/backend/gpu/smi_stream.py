@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from gpuconsole.backend.errors import HostUnreachable
 from gpuconsole.backend.gpu.models import GpuProcess, GpuSample, GpuSnapshot, GpuSourceState
 from gpuconsole.backend.gpu.runner import (
     CommandError,
@@ -215,7 +216,9 @@ class SmiStreamSource:
                     [self._executable, *query_apps_args()], timeout=self._command_timeout
                 )
             procs = parse_apps_csv(text, {})
-        except (CommandError, SmiParseError) as err:
+        except (CommandError, SmiParseError, HostUnreachable) as err:
+            # HostUnreachable: the SSH host went down under the query; the stream ends with it
+            # and is restarted (with its back-off) once the host is back.
             with self._lock:
                 self._processes_at = self._clock()
                 self._apps_error = f"cannot list GPU processes: {err}"

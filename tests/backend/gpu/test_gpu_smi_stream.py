@@ -147,6 +147,10 @@ class ScriptedRunner:
         self.runs.append(list(argv))
         if self.apps == "fail":
             raise CommandError("ssh: connection reset")
+        if self.apps == "down":
+            from gpuconsole.backend.hosts.machine import MachineUnreachable
+
+            raise MachineUnreachable("far", "root@far", "the SSH server stopped answering")
         return self.apps
 
 
@@ -235,3 +239,25 @@ def test_process_lists_follow_memory_changes(
     moving = run([20 << 30, 21 << 30])
     assert 2 <= steady <= 4  # the first, then one a second
     assert moving >= steady + 3  # as often as it can (0.1 s): the memory moves every reading
+
+
+def test_a_host_going_down_under_the_process_list_is_a_state_not_a_dead_thread() -> None:
+    """The SSH host stopped answering just as the process list was asked for: the reader
+    thread must end the way a stream end does (a state, a restart later), not die with it."""
+    import threading
+
+    died: list[BaseException] = []
+    before = threading.excepthook
+    threading.excepthook = lambda args: died.append(args.exc_value)  # type: ignore[assignment]
+    try:
+        runner = ScriptedRunner(apps="down")
+        source = SmiStreamSource(runner, interval=1.0)
+        source.sample()
+        runner.lines.put(row(0))
+        runner.lines.put(None)  # and the channel closes with the connection
+        snap = wait_for(source, lambda s: s.error is not None and "stopped" in s.error)
+        source.close()
+    finally:
+        threading.excepthook = before
+    assert died == []
+    assert snap.error is not None and "the SSH server stopped answering" in snap.error
