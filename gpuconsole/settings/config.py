@@ -119,6 +119,16 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str, path: Path) ->
     return value
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The config file's tables; unreadable or invalid TOML is a ConfigError naming the file."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc} — fix that line") from exc
+
+
 def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
     path = config_path(explicit)
     if not path.exists():
@@ -126,12 +136,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
             raise ConfigError(f"config file {path} does not exist — check the --config path")
         hosts, errors = _hosts([], path, None, True)
         return Settings(path=path, hosts=hosts, host_errors=errors)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc} — fix that line") from exc
+    data = _read_toml(path)
     for table in ("docker", "ui", "gpu", "ssh", "shell", "alerts"):
         if not isinstance(data.get(table, {}), dict):
             raise ConfigError(f"{path}: [{table}] must be a table — fix or remove it")
@@ -366,12 +371,7 @@ def load_alert_settings(path: Path | None) -> AlertSettings:
     built without the full settings."""
     if path is None or not path.exists():
         return AlertSettings()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc} — fix that line") from exc
+    data = _read_toml(path)
     table = data.get("alerts", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [alerts] must be a table — fix or remove it")
