@@ -109,3 +109,30 @@ def local_host() -> Iterator[Any]:
     host = local_host(engine_url(), gpu=False)
     yield host.engine
     host.close()
+
+
+@pytest.fixture
+def private_engine(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[Any]:
+    """A dockerd of the test's own (a test may stop, kill or freeze it) holding the test image
+    and one stopped container named ``survivor``."""
+    from private_engine import PrivateEngine
+
+    why = PrivateEngine.usable()
+    if why:
+        pytest.skip(why)
+    # A short path: unix socket paths are limited to 108 bytes.
+    root = Path(tmp_path_factory.mktemp("eng", numbered=True))
+    engine = PrivateEngine(root)
+    engine.start()
+    try:
+        import docker
+
+        private = docker.DockerClient(base_url=engine.url, version="auto", timeout=60)
+        private.images.load(b"".join(docker_client.images.get(TEST_IMAGE).save(named=True)))
+        private.containers.create(
+            TEST_IMAGE, ["sleep", "3600"], name="survivor", network_mode="none"
+        )
+        private.close()
+        yield engine
+    finally:
+        engine.stop()

@@ -2,44 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.widgets.containers_table import ContainersTable
 from gpuconsole.ui.widgets.engine_down import EngineDown
 from gpuconsole.ui.widgets.help_panel import HelpPanel
 
 from private_engine import PrivateEngine
-from support import TEST_IMAGE, host_at
+from support import host_at
 from uihelpers import text_of, until
-
-
-@pytest.fixture
-def private_engine(
-    tmp_path_factory: pytest.TempPathFactory, docker_client
-) -> Iterator[PrivateEngine]:  # type: ignore[no-untyped-def]
-    why = PrivateEngine.usable()
-    if why:
-        pytest.skip(why)
-    # A short path: unix socket paths are limited to 108 bytes.
-    root = Path(tmp_path_factory.mktemp("eng", numbered=True))
-    engine = PrivateEngine(root)
-    engine.start()
-    try:
-        import docker
-
-        private = docker.DockerClient(base_url=engine.url, version="auto", timeout=60)
-        private.images.load(b"".join(docker_client.images.get(TEST_IMAGE).save(named=True)))
-        private.containers.create(
-            TEST_IMAGE, ["sleep", "3600"], name="survivor", network_mode="none"
-        )
-        private.close()
-        yield engine
-    finally:
-        engine.stop()
 
 
 async def test_console_shows_a_dead_engine_and_recovers(private_engine: PrivateEngine) -> None:
