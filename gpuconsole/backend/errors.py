@@ -15,11 +15,16 @@ class GpuconsoleError(Exception):
 class HostUnreachable(GpuconsoleError):
     """The Docker engine (or remote host) cannot be reached at all."""
 
-    def __init__(self, host: str, address: str, reason: str, hint: str = "") -> None:
+    def __init__(
+        self, host: str, address: str, reason: str, hint: str = "", *, timed_out: bool = False
+    ) -> None:
         self.host = host
         self.address = address
         self.reason = reason
         self.hint = hint
+        #: The engine took the connection but did not answer in time (hung or overloaded), as
+        #: opposed to refusing it: its containers are most likely still there, just unseen.
+        self.timed_out = timed_out
         msg = f"cannot reach the Docker engine of {host!r} at {address}: {reason}"
         if hint:
             msg += f" — {hint}"

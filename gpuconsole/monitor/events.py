@@ -26,6 +26,20 @@ class EngineDown:
     status: HostStatus
     attempt: int
     retry_in: float
+    #: The engine took the request but never answered (hung, overloaded), rather than
+    #: refusing it: what the host last showed is probably still true, only unconfirmed.
+    timed_out: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSlow:
+    """A refresh has waited longer than the monitor's deadline and is still waiting: the
+    engine is not answering (yet). Emitted once per late refresh, before the call's own
+    timeout turns it into EngineDown; the next ContainersUpdated ends it."""
+
+    host: str
+    #: ``time.monotonic()`` when the late refresh began.
+    since: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +76,12 @@ class AlertCommandFailed:
 
 
 MonitorEvent = (
-    ContainersUpdated | EngineDown | RefreshFailed | GpusUpdated | AlertChanged | AlertCommandFailed
+    ContainersUpdated
+    | EngineDown
+    | EngineSlow
+    | RefreshFailed
+    | GpusUpdated
+    | AlertChanged
+    | AlertCommandFailed
 )
 Emit = Callable[[MonitorEvent], object]

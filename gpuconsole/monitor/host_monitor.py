@@ -25,6 +25,7 @@ from gpuconsole.monitor.events import (
     ContainersUpdated,
     Emit,
     EngineDown,
+    EngineSlow,
     GpusUpdated,
     RefreshFailed,
 )
@@ -65,10 +66,13 @@ class HostMonitor:
         alert_command: AlertCommand | None = None,
         clock: Callable[[], float] = time.time,
         container_stats: bool = True,
+        slow_after: float = 3.0,
     ) -> None:
         """``alerts``: judge GPU samples against these rules (None or disabled: no alerts);
         ``alert_command``: where raised and cleared alerts are also sent; ``clock``: the alert
-        rules' time (tests pass their own)."""
+        rules' time (tests pass their own); ``slow_after``: a containers refresh still waiting
+        after this many seconds is reported (EngineSlow) without waiting for the engine call's
+        own timeout — a hung engine must show as such at once, not as the last list."""
         from gpuconsole.backend.gpu import GpuHistory
 
         self.host = host
@@ -91,6 +95,11 @@ class HostMonitor:
         self._running.set()
         self._watch: EventWatch | None = None
         self.failures = 0
+        self.slow_after = slow_after
+        #: When the containers refresh in progress began (monotonic), None between refreshes;
+        #: guarded by ``_refreshing``, which the watchdog thread waits on.
+        self._refresh_since: float | None = None
+        self._refreshing = threading.Condition()
         #: The latest containers refresh (read by the GPU loop for attribution).
         self.snapshot: HostSnapshot | None = None
         self._threads: list[threading.Thread] = []
@@ -107,7 +116,7 @@ class HostMonitor:
         return self.host.name
 
     def start(self) -> None:
-        loops = [("containers", self.run_containers)]
+        loops = [("containers", self.run_containers), ("watchdog", self.run_watchdog)]
         if self.host.gpu is not None:
             loops.append(("gpu", self.run_gpus))
         for what, body in loops:
@@ -135,6 +144,8 @@ class HostMonitor:
         self._stopped.set()
         self._running.set()
         self._wake.set()
+        with self._refreshing:
+            self._refreshing.notify_all()
         watch, self._watch = self._watch, None
         if watch is not None:
             watch.close()
@@ -159,7 +170,8 @@ class HostMonitor:
                 error=exc.reason,
                 hint=exc.hint,
             )
-            self._emit(EngineDown(self.name, status, self.failures, self.down_interval))
+            timed_out = bool(getattr(exc, "timed_out", False))
+            self._emit(EngineDown(self.name, status, self.failures, self.down_interval, timed_out))
             return self.down_interval
         except GpuconsoleError as exc:
             self._emit(RefreshFailed(self.name, str(exc)))
@@ -179,10 +191,37 @@ class HostMonitor:
             if self._stopped.is_set():
                 break
             self._wake.clear()
-            wait = self.refresh_once()
+            with self._refreshing:
+                self._refresh_since = time.monotonic()
+                self._refreshing.notify_all()
+            try:
+                wait = self.refresh_once()
+            finally:
+                with self._refreshing:
+                    self._refresh_since = None
+                    self._refreshing.notify_all()
             if self._stopped.is_set():
                 break
             self._wake.wait(wait)
+
+    def run_watchdog(self) -> None:
+        """Report a containers refresh that outlives ``slow_after`` (once per refresh).
+
+        A thread of its own that sleeps on a condition: two wake-ups per refresh, nothing in
+        between, so a healthy host pays next to nothing for it."""
+        reported: float | None = None
+        with self._refreshing:
+            while not self._stopped.is_set():
+                since = self._refresh_since
+                if since is None or since == reported:
+                    self._refreshing.wait()
+                    continue
+                late = since + self.slow_after - time.monotonic()
+                if late > 0:
+                    self._refreshing.wait(late)
+                    continue
+                reported = since
+                self._emit(EngineSlow(self.name, since))
 
     # -- GPUs ---------------------------------------------------------------------------------
 

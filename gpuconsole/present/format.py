@@ -140,6 +140,20 @@ def duration_s(seconds: float) -> str:
     return str(humanize.naturaldelta(seconds))
 
 
+def waited(seconds: float) -> str:
+    """How long something has not answered, to the second while it is young ("7 s"), then
+    coarser ("4 min", "2 h 05 min", "3 d"): a line that ages shows its age, and stops changing
+    every second once seconds no longer matter."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min"
+    if s < 86400:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 86400} d"
+
+
 # -- GPUs --------------------------------------------------------------------------------------
 
 _SPARK = "▁▂▃▄▅▆▇█"

@@ -25,6 +25,7 @@ from gpuconsole.monitor.events import (
     AlertCommandFailed,
     ContainersUpdated,
     EngineDown,
+    EngineSlow,
     GpusUpdated,
     MonitorEvent,
     RefreshFailed,
@@ -38,6 +39,7 @@ from gpuconsole.ui.messages import (
     AlertNotice,
     GpuUpdate,
     HostDown,
+    HostSlow,
     LinkChanged,
     PollFailed,
     SnapshotReady,
@@ -147,7 +149,11 @@ class GpuconsoleApp(App[int]):
         if isinstance(event, ContainersUpdated):
             self.post_message(SnapshotReady(event.snapshot, event.host))
         elif isinstance(event, EngineDown):
-            self.post_message(HostDown(event.status, event.attempt, event.retry_in))
+            self.post_message(
+                HostDown(event.status, event.attempt, event.retry_in, event.timed_out)
+            )
+        elif isinstance(event, EngineSlow):
+            self.post_message(HostSlow(event.host, event.since))
         elif isinstance(event, RefreshFailed):
             self.post_message(PollFailed(event.error, event.host))
         elif isinstance(event, GpusUpdated):
@@ -184,6 +190,10 @@ class GpuconsoleApp(App[int]):
     def on_host_down(self, message: HostDown) -> None:
         if self._screen_ready():
             self.containers_screen.on_host_down(message)
+
+    def on_host_slow(self, message: HostSlow) -> None:
+        if self._screen_ready():
+            self.containers_screen.on_host_slow(message)
 
     def on_poll_failed(self, message: PollFailed) -> None:
         if self._screen_ready():

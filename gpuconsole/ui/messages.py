@@ -27,11 +27,25 @@ class SnapshotReady(Message):
 class HostDown(Message):
     """The host's engine (or the host) could not be reached on the last attempt."""
 
-    def __init__(self, status: HostStatus, attempt: int, retry_in: float = 2.0) -> None:
+    def __init__(
+        self, status: HostStatus, attempt: int, retry_in: float = 2.0, timed_out: bool = False
+    ) -> None:
         self.status = status
         self.host = status.host
         self.attempt = attempt
         self.retry_in = retry_in
+        #: The engine took the request and never answered (hung), rather than refusing it.
+        self.timed_out = timed_out
+        super().__init__()
+
+
+class HostSlow(Message):
+    """A refresh of the host is late: its engine has not answered since ``since``
+    (``time.monotonic()``)."""
+
+    def __init__(self, host: str, since: float) -> None:
+        self.host = host
+        self.since = since
         super().__init__()
 
 

@@ -28,6 +28,7 @@ def unreachable(host: str, address: str, exc: BaseException, timeout: float) -> 
     elif "timed out" in lowered or "timeout" in lowered:
         reason = f"the engine did not answer within {timeout:g} s"
         hint = "the engine may be overloaded or hung; check `systemctl status docker`"
+        return HostUnreachable(host, address, reason, hint, timed_out=True)
     elif (
         "no such file" in lowered
         or "connection refused" in lowered

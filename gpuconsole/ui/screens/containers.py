@@ -26,7 +26,7 @@ from gpuconsole.backend.models import EngineState, HostSnapshot, HostStatus
 from gpuconsole.monitor.alerts import Alert, AlertLog
 from gpuconsole.monitor.gpu_view import GpuView
 from gpuconsole.present import format as fmt
-from gpuconsole.ui.messages import HostDown, LinkChanged, PollFailed, SnapshotReady
+from gpuconsole.ui.messages import HostDown, HostSlow, LinkChanged, PollFailed, SnapshotReady
 from gpuconsole.ui.screens.confirm import ConfirmScreen
 from gpuconsole.ui.screens.details import DetailsScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable, HostRows
@@ -124,6 +124,11 @@ class ContainersScreen(Screen[None]):
         }
         self.snapshots: dict[str, HostSnapshot] = {}
         self.down_since: dict[str, float] = {}
+        #: Hosts whose engine took a request and has not answered (hung, overloaded): since
+        #: when (monotonic). Their rows stay, greyed with that age, until a refresh lands.
+        self.slow_since: dict[str, float] = {}
+        #: The stale notes last drawn (host -> note): the ageing tick redraws only on a change.
+        self._notes: dict[str, str] = {}
         self.attempts: dict[str, int] = {}
         self.links: dict[str, Any] = {}
         self.gpu_views: dict[str, GpuView] = {}
@@ -189,7 +194,8 @@ class ContainersScreen(Screen[None]):
         self.query_one(EngineDown).display = False
         self._refresh_host_line()
         self.table.focus()
-        self.set_interval(5.0, self._age_stale_rows)
+        # Ages the notes of hosts that do not answer; paused while every host answers.
+        self._ager = self.set_interval(1.0, self._age_stale_rows, pause=True)
         self.fleet.start()  # results land here, so only now
         self.live = True
 
@@ -218,13 +224,17 @@ class ContainersScreen(Screen[None]):
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         name = message.host
         was_down = self.statuses[name].state is EngineState.DOWN
+        slow_since = self.slow_since.pop(name, None)
         self.snapshots[name] = message.snapshot
         self.statuses[name] = message.snapshot.status
         self.down_since.pop(name, None)
+        where = self.by_name[name].address
         if was_down:
-            where = self.by_name[name].address
             self.notify(f"Docker engine at {where} is back", title="Engine")
             self.refresh_bindings()
+        elif slow_since is not None:
+            late = fmt.waited(time.monotonic() - slow_since)
+            self.notify(f"Docker engine at {where} answers again (after {late})", title="Engine")
         self._close_stopped_tunnels(name, message.snapshot)
         if self.seen():
             self._show_table()
@@ -254,23 +264,38 @@ class ContainersScreen(Screen[None]):
             if key.split(":", 1)[0] not in running:
                 host.tunnels.close_key(key)
 
-    def _apply_table(self) -> None:
+    def _panel_shown(self) -> bool:
+        """The engine-down panel replaces the table: every host in scope is down and none left
+        rows to show (a dead engine's are dropped; a hung one's stay, greyed)."""
         scope = self.in_scope()
-        all_down = all(self.statuses[h.name].state is EngineState.DOWN for h in scope)
-        if all_down and (len(self.hosts) == 1 or not any(h.name in self.snapshots for h in scope)):
-            return  # the engine-down panel is showing
-        parts = []
+        return all(self.statuses[h.name].state is EngineState.DOWN for h in scope) and not any(
+            h.name in self.snapshots for h in scope
+        )
+
+    def stale_notes(self) -> dict[str, str]:
+        """Host -> what its greyed rows say: how long its engine has not answered, and why."""
         now = time.monotonic()
+        notes = {}
+        for name, since in self.slow_since.items():
+            notes[name] = f"engine not answering for {fmt.waited(now - since)}"
+        for name, since in self.down_since.items():
+            if name not in notes:
+                error = self.statuses[name].error or "down"
+                notes[name] = f"no answer for {fmt.waited(now - since)}: {error}"
+        return notes
+
+    def _apply_table(self) -> None:
+        if self._panel_shown():
+            return
+        scope = self.in_scope()
+        parts = []
+        notes = self._notes = self.stale_notes()
         for host in scope:
             snap = self.snapshots.get(host.name)
             if snap is None:
                 continue
             view = self.gpu_views.get(host.name)
-            stale = None
-            status = self.statuses[host.name]
-            if status.state is EngineState.DOWN:
-                age = now - self.down_since.get(host.name, now)
-                stale = f"no answer for {fmt.duration_s(age)}: {status.error or 'down'}"
+            stale = notes.get(host.name)
             idle = self._idle_alerts(host.name)
             parts.append(HostRows(host.name, snap, view.usage() if view else {}, stale, idle))
         self.table.apply(parts, self.needle, with_host=len(scope) > 1)
@@ -302,9 +327,35 @@ class ContainersScreen(Screen[None]):
         self.app.push_screen(AlertsScreen(log or AlertLog(), settings, len(self.hosts) > 1))
 
     def _age_stale_rows(self) -> None:
-        if self.down_since:
+        if not (self.down_since or self.slow_since):
+            self._notes = {}
+            self._ager.pause()
+            return
+        if self.stale_notes() != self._notes and self.seen():
             self._apply_table()
             self._refresh_host_line()
+
+    def on_host_slow(self, message: HostSlow) -> None:
+        """A refresh is late: the engine took the request and has not answered. Say so now,
+        with the rows greyed, rather than show the last list as if it were live."""
+        name = message.host
+        if name in self.slow_since:
+            return
+        self.slow_since[name] = message.since
+        self._ager.resume()
+        if self.seen():
+            self._apply_table()
+        else:
+            self._behind = True
+        self._refresh_host_line()
+        waited = fmt.waited(time.monotonic() - message.since)
+        where = self.by_name[name].address
+        self.notify(
+            f"Docker engine at {where} is not answering (waiting {waited}); the rows shown are "
+            "its last answer",
+            title="Engine" if len(self.hosts) == 1 else f"{name}: engine",
+            severity="warning",
+        )
 
     def show_gpus(self, view: GpuView, host: str | None = None) -> None:
         """Called by the app for every GPU sample of every host."""
@@ -388,24 +439,30 @@ class ContainersScreen(Screen[None]):
     def on_host_down(self, message: HostDown) -> None:
         name = message.host
         first = self.statuses[name].state is not EngineState.DOWN
+        told = name in self.slow_since  # "not answering" was already said
         self.statuses[name] = message.status
         self.attempts[name] = message.attempt
         self.down_since.setdefault(name, time.monotonic())
-        if len(self.hosts) == 1:
-            self.snapshots.pop(name, None)
-        scope = self.in_scope()
-        all_down = all(self.statuses[h.name].state is EngineState.DOWN for h in scope)
-        if all_down and (len(self.hosts) == 1 or not any(h.name in self.snapshots for h in scope)):
+        self._ager.resume()
+        if message.timed_out:
+            # Hung, not gone: its containers most likely still run; keep them, greyed.
+            self.slow_since.setdefault(name, self.down_since[name])
+        else:
+            self.slow_since.pop(name, None)
+            if len(self.hosts) == 1:
+                self.snapshots.pop(name, None)
+        if self._panel_shown():
             self.table.clear_rows()
             self.table.display = False
             panel = self.query_one(EngineDown)
             panel.display = True
             panel.show(message.status, message.attempt, message.retry_in)
-        elif first:
+        elif first or name in self.slow_since:
             self._apply_table()  # its rows greyed (later ages come from _age_stale_rows)
         self._refresh_host_line()
         if first:
             self.refresh_bindings()
+        if first and not told:
             title = "Docker engine unreachable" if len(self.hosts) == 1 else f"{name} is down"
             self.notify(f"{message.status.error}", title=title, severity="error")
 
@@ -436,7 +493,16 @@ class ContainersScreen(Screen[None]):
     def _refresh_host_line(self) -> None:
         line = self.query_one(HostLine)
         if len(self.hosts) == 1:
-            line.show(self.status, self.snapshot, self.read_only, self.fleet.show_all, self.needle)
+            since = self.slow_since.get(self.host.name)
+            waited = None if since is None else fmt.waited(time.monotonic() - since)
+            line.show(
+                self.status,
+                self.snapshot,
+                self.read_only,
+                self.fleet.show_all,
+                self.needle,
+                not_answering_for=waited,
+            )
             return
         line.show_fleet(
             [
@@ -447,6 +513,7 @@ class ContainersScreen(Screen[None]):
             self.read_only,
             self.fleet.show_all,
             self.needle,
+            not_answering=frozenset(self.slow_since),
         )
 
     # -- keys -------------------------------------------------------------------------------
@@ -480,8 +547,12 @@ class ContainersScreen(Screen[None]):
             try:
                 call()
             except GpuconsoleError as exc:
+                message = str(exc)
+                if getattr(exc, "timed_out", False):
+                    # The request reached the engine: a hung one may still carry it out.
+                    message += f" — it may still {verb.lower()} {name} once the engine answers"
                 self.app.call_from_thread(
-                    self.notify, str(exc), title=f"{verb} failed", severity="error"
+                    self.notify, message, title=f"{verb} failed", severity="error"
                 )
                 return
             finally:

@@ -19,12 +19,18 @@ class HostLine(TextLine):
         read_only: bool,
         show_all: bool,
         needle: str,
+        not_answering_for: str | None = None,
     ) -> None:
+        """``not_answering_for``: the engine took a request and has been silent this long."""
         text = Text()
         text.append(" gpuconsole ", style="bold reverse")
         text.append(f" {status.host} ", style="bold")
         text.append(status.address, style="dim")
-        if status.state is EngineState.UP:
+        if not_answering_for is not None:
+            text.append(f"  engine not answering for {not_answering_for}", style="bold red")
+            if snapshot is not None:
+                text.append(f"  (last list: {len(snapshot.containers)} containers)", style="dim")
+        elif status.state is EngineState.UP:
             text.append("  engine ", style="dim")
             text.append(f"{status.engine_version or fmt.NA}", style="green")
             if status.cpus is not None:
@@ -50,13 +56,17 @@ class HostLine(TextLine):
         read_only: bool,
         show_all: bool,
         needle: str,
+        not_answering: frozenset[str] = frozenset(),
     ) -> None:
-        """Several hosts: each with a state dot, the one in scope highlighted."""
+        """Several hosts: each with a state dot, the one in scope highlighted; those in
+        ``not_answering`` have an engine that took a request and stays silent."""
         text = Text()
         text.append(" gpuconsole ", style="bold reverse")
         text.append(" all hosts " if scope is None else f" {scope} ", style="bold")
         for name, status, snapshot, link in hosts:
             state, style = host_state(status, link)
+            if name in not_answering and state in ("up", "down"):
+                state, style = "not answering", "bold red"
             text.append("  ")
             text.append("●", style=style)
             text.append(f" {name}", style="bold underline" if name == scope else "")
