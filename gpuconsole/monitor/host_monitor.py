@@ -1,7 +1,8 @@
 """One monitor per host: its containers loop and its GPU loop, joined on that host.
 
 Each loop runs in a daemon thread (a refresh stuck on a hung engine or a dead SSH link must not
-hold up quitting) and never overlaps itself: refresh, then wait for the interval or a wake-up.
+hold up quitting) and never overlaps itself: refresh, then wait for the next beat of the interval
+(see ``on_the_beat``) or a wake-up.
 Engine events (start, die, destroy, ...) wake the containers loop at once, so state changes show
 immediately while CPU and memory follow the slower interval. The GPU loop attributes GPU
 processes against THIS host's containers (their cgroups are read through this host's machine)
@@ -66,7 +67,7 @@ class HostMonitor:
         alert_command: AlertCommand | None = None,
         clock: Callable[[], float] = time.time,
         container_stats: bool = True,
-        slow_after: float = 3.0,
+        slow_after: float = 5.0,
     ) -> None:
         """``alerts``: judge GPU samples against these rules (None or disabled: no alerts);
         ``alert_command``: where raised and cleared alerts are also sent; ``clock``: the alert
@@ -202,7 +203,7 @@ class HostMonitor:
                     self._refreshing.notify_all()
             if self._stopped.is_set():
                 break
-            self._wake.wait(wait)
+            self._wake.wait(on_the_beat(time.monotonic(), wait))
 
     def run_watchdog(self) -> None:
         """Report a containers refresh that outlives ``slow_after`` (once per refresh).
@@ -313,3 +314,12 @@ class HostMonitor:
             self._emit(AlertChanged(self.name, alert))
             if self._alert_command is not None:
                 self._alert_command.submit(alert)
+
+
+def on_the_beat(now: float, interval: float) -> float:
+    """How long to wait for the next multiple of ``interval`` on the monotonic clock (at least a
+    quarter of it away). Every host of a fleet then refreshes on the same beat, whatever its
+    refresh took or an event woke it in between, so the console redraws its table once per
+    beat rather than once per host."""
+    wait = interval - now % interval
+    return wait + interval if wait < interval / 4 else wait

@@ -37,9 +37,13 @@ from gpuconsole.ui.widgets.help_panel import HelpPanel
 from gpuconsole.ui.widgets.host_line import HostLine
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from gpuconsole.monitor.fleet import Fleet
     from gpuconsole.monitor.host_monitor import HostMonitor
 
+#: How long a fleet's table waits after one host's refresh for the others of the same beat.
+FLEET_COALESCE_S = 0.25
 #: Actions that change something; refused (with a message) in read-only mode.
 MUTATING = frozenset({"start", "stop", "restart", "remove"})
 #: Sessions that hand over the terminal: a shell can change anything, so read-only refuses.
@@ -129,6 +133,8 @@ class ContainersScreen(Screen[None]):
         self.slow_since: dict[str, float] = {}
         #: The stale notes last drawn (host -> note): the ageing tick redraws only on a change.
         self._notes: dict[str, str] = {}
+        #: The pending table update that gathers a fleet's refreshes of one beat.
+        self._flush: Timer | None = None
         self.attempts: dict[str, int] = {}
         self.links: dict[str, Any] = {}
         self.gpu_views: dict[str, GpuView] = {}
@@ -236,6 +242,16 @@ class ContainersScreen(Screen[None]):
             late = fmt.waited(time.monotonic() - slow_since)
             self.notify(f"Docker engine at {where} answers again (after {late})", title="Engine")
         self._close_stopped_tunnels(name, message.snapshot)
+        if not self.seen():
+            self._behind = True
+        elif len(self.hosts) == 1:
+            self._show_table()
+        elif self._flush is None:
+            # A fleet's hosts refresh on the same beat: one table update for all of them.
+            self._flush = self.set_timer(FLEET_COALESCE_S, self._show_table_now)
+
+    def _show_table_now(self) -> None:
+        self._flush = None
         if self.seen():
             self._show_table()
         else:

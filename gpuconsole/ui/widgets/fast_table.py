@@ -160,7 +160,8 @@ class FastTable(ScrollView, can_focus=True):
         reordered = order != self._order
         changed: list[str] = []
         for key, cells in rows.items():
-            if self._cells.get(key) != cells:
+            old = self._cells.get(key)
+            if old is not cells and old != cells:
                 self._cells[key] = cells
                 changed.append(key)
         if reordered:

@@ -12,6 +12,21 @@ from gpuconsole.ui.widgets.text_line import TextLine
 
 
 class HostLine(TextLine):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Host -> (its snapshot, how many of its containers run): counted once per snapshot,
+        #: not once per host per redraw of a fleet's line.
+        self._counts: dict[str, tuple[HostSnapshot, int]] = {}
+
+    def running(self, snapshot: HostSnapshot) -> int:
+        host = snapshot.status.host
+        known = self._counts.get(host)
+        if known is not None and known[0] is snapshot:
+            return known[1]
+        count = sum(1 for c in snapshot.containers if c.running)
+        self._counts[host] = (snapshot, count)
+        return count
+
     def show(
         self,
         status: HostStatus,
@@ -36,7 +51,7 @@ class HostLine(TextLine):
             if status.cpus is not None:
                 text.append(f" · {status.cpus} CPUs · {fmt.size(status.memory_bytes)}", style="dim")
             if snapshot is not None:
-                running = sum(1 for c in snapshot.containers if c.running)
+                running = self.running(snapshot)
                 text.append(f"  {len(snapshot.containers)} containers, {running} running", style="")
         elif status.state is EngineState.DOWN:
             text.append("  engine unreachable", style="bold red")
@@ -73,7 +88,7 @@ class HostLine(TextLine):
             if state != "up":
                 text.append(f" {state}", style=style)
             elif snapshot is not None:
-                running = sum(1 for c in snapshot.containers if c.running)
+                running = self.running(snapshot)
                 text.append(f" {running}/{len(snapshot.containers)}", style="dim")
         text.append("  [all]" if show_all else "  [running only]", style="cyan")
         if needle:
