@@ -296,8 +296,8 @@ class HostMonitor:
                 )
             else:
                 self._judge(view, containers)
-            elapsed = time.monotonic() - started
-            self._stopped.wait(max(0.05, self.gpu_interval - elapsed))
+            # On the beat too: a fleet's samples then reach the screen together.
+            self._stopped.wait(on_the_beat(time.monotonic(), self.gpu_interval))
         source.close()
 
     def _judge(self, view: GpuView, containers: HostSnapshot | None) -> None:

@@ -135,6 +135,11 @@ class ContainersScreen(Screen[None]):
         self._notes: dict[str, str] = {}
         #: The pending table update that gathers a fleet's refreshes of one beat.
         self._flush: Timer | None = None
+        #: The same for GPU samples: the hosts with news, whether any container's GPU use
+        #: moved (its rows then change), and the pending draw.
+        self._gpus_changed: set[str] = set()
+        self._usage_moved = False
+        self._gpu_flush: Timer | None = None
         self.attempts: dict[str, int] = {}
         self.links: dict[str, Any] = {}
         self.gpu_views: dict[str, GpuView] = {}
@@ -374,23 +379,36 @@ class ContainersScreen(Screen[None]):
         )
 
     def show_gpus(self, view: GpuView, host: str | None = None) -> None:
-        """Called by the app for every GPU sample of every host."""
+        """Called by the app for every GPU sample of every host. A fleet's samples of one beat
+        are drawn together (one frame a second, not one per host)."""
         name = host or view.snapshot.host
         before = self.gpu_views.get(name)
         self.gpu_views[name] = view
-        if not self.seen():
-            self._behind = True
-            return
-        views = {
-            h.name: self.gpu_views[h.name] for h in self.in_scope() if h.name in self.gpu_views
-        }
-        if name in views:
-            for panel in self.query(GpuPanel):  # none while the screen is still composing
-                panel.show_hosts(views, changed=name)
         # Attribution changes at its own, slower rate: the table only when its cells would.
         if before is None or (
             view.attribution is not before.attribution and view.usage() != before.usage()
         ):
+            self._usage_moved = True
+        self._gpus_changed.add(name)
+        if len(self.hosts) == 1:
+            self._show_gpus_now()
+        elif self._gpu_flush is None:
+            self._gpu_flush = self.set_timer(FLEET_COALESCE_S, self._show_gpus_now)
+
+    def _show_gpus_now(self) -> None:
+        self._gpu_flush = None
+        if not self.seen():
+            self._behind = True
+            return
+        changed, self._gpus_changed = self._gpus_changed, set()
+        views = {
+            h.name: self.gpu_views[h.name] for h in self.in_scope() if h.name in self.gpu_views
+        }
+        if changed & views.keys():
+            for panel in self.query(GpuPanel):  # none while the screen is still composing
+                panel.show_hosts(views, changed=changed)
+        if self._usage_moved:
+            self._usage_moved = False
             self._apply_table()
 
     def action_launch(self) -> None:

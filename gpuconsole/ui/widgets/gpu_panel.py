@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -27,6 +27,8 @@ class GpuPanel(Widget):
         super().__init__(id=id)
         self._cards: tuple[tuple[str, int], ...] = ()
         self._views: dict[str, GpuView] = {}
+        #: The mounted cards (a DOM query per sample of every host was a fleet's main cost).
+        self._card_widgets: list[GpuCard] = []
 
     def compose(self) -> ComposeResult:
         yield TextLine("GPUs: starting…", id="gpu-status")
@@ -36,9 +38,13 @@ class GpuPanel(Widget):
         """One host's GPUs (the console of a single host)."""
         self.show_hosts({host or view.snapshot.host: view})
 
-    def show_hosts(self, views: Mapping[str, GpuView], changed: str | None = None) -> None:
+    def show_hosts(
+        self, views: Mapping[str, GpuView], changed: str | Collection[str] | None = None
+    ) -> None:
         """The GPUs of several hosts, grouped by host in the given order; ``changed``: only
-        that host's cards have news (the others are left alone, not repainted)."""
+        those hosts' cards have news (the others are left alone, not repainted)."""
+        if isinstance(changed, str):
+            changed = (changed,)
         self._views = dict(views)
         try:
             status = self.query_one("#gpu-status", TextLine)
@@ -55,6 +61,8 @@ class GpuPanel(Widget):
                 line.append(
                     f" {prefix}recorded data from {view.replay_name or 'a recording'}  ", style=""
                 )
+                if snap.error and snap.state is GpuSourceState.OK:  # lines the replay left out
+                    line.append(f"{snap.error}  ", style="yellow")
             if snap.state is not GpuSourceState.OK and snap.error:
                 line.append(f"{prefix}GPUs: {snap.error}  ", style="yellow")
         status.set_text(line)
@@ -63,16 +71,20 @@ class GpuPanel(Widget):
         if cards != self._cards:
             self._cards = cards
             grid.remove_children()
+            self._card_widgets = []
             grid.styles.grid_size_columns = max(1, min(4, len(cards)))
             grid.mount_all([GpuCard(i, host if several else None) for host, i in cards])
             # Fill the new cards once mounted — with the views current THEN (an older set
             # re-applied later would rebuild the cards again, host after host, forever).
             self.call_after_refresh(lambda: self.show_hosts(self._views))
             return
-        for card in grid.query(GpuCard):
-            if changed is not None and card.host is not None and card.host != changed:
+        if len(self._card_widgets) != len(cards):
+            self._card_widgets = list(grid.query(GpuCard))
+        first = next(iter(views), "")
+        for card in self._card_widgets:
+            if changed is not None and card.host is not None and card.host not in changed:
                 continue
-            shown = views.get(card.host or next(iter(views)))
+            shown = views.get(card.host or first)
             if shown is None:
                 continue
             for gpu in shown.snapshot.gpus:
