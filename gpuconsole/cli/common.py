@@ -59,7 +59,7 @@ def host_specs(settings: Settings, args: argparse.Namespace) -> list[HostSpec]:
 
     from gpuconsole.settings.config import ConfigError
 
-    for problem in settings.host_errors:
+    for problem in (*settings.warnings, *settings.host_errors):
         err(f"warning: {problem}")
     specs = list(settings.enabled_hosts())
     docker_url = getattr(args, "docker_host", None)

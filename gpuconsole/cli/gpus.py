@@ -91,10 +91,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             from gpuconsole.backend.gpu import ReplaySource
 
             try:
-                hosts[0].gpu = ReplaySource.from_file(args.replay)
+                replay = ReplaySource.from_file(args.replay)
             except ReplayError as exc:
                 err(f"--replay: {exc}")
                 return 1
+            if replay.note:
+                err(f"--replay {args.replay}: {replay.note}")
+            hosts[0].gpu = replay
         results = each_host(hosts, _sample)
     finally:
         close_all(hosts)
@@ -110,7 +113,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         snap, mine = result
         if snap.state is GpuSourceState.UNAVAILABLE or not snap.gpus:
             where = f"{host.name}: " if several or not host.is_local else ""
-            err(f"{where}no GPU telemetry: {snap.error or 'no GPUs found'}")
+            reason = snap.error or (
+                f"{snap.source} gave no reading within 5 s"
+                if snap.state is GpuSourceState.STARTING
+                else "no GPUs found"
+            )
+            err(f"{where}no GPU telemetry: {reason}")
             status = 1
             if not snap.gpus:
                 continue
@@ -130,6 +138,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             *("GPU", "NAME", "UTIL", "MEMORY", "POWER", "TEMP", "PROCESSES"),
         )
     ]
+    notes: list[str] = []
     for snap in snaps:
         for g in snap.gpus:
             procs = []
@@ -148,9 +157,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     ", ".join(procs) or fmt.NONE,
                 )
             )
-            if g.error:
-                rows.append(
-                    ("",) * (1 if several else 0) + ("", f"  {g.error}", "", "", "", "", "")
-                )
+            if g.error:  # under the table: a long sentence would widen the NAME column
+                notes.append(f"{snap.host}: {g.error}" if several else g.error)
     print_table(rows)
+    for note in notes:
+        print(note)
     return status

@@ -35,6 +35,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except ReplayError as exc:
         err(f"--gpu-replay: {exc}")
         return 1
+    # A replay that left bad lines out says so once (the GPU screens say it on every sample).
+    notes = tuple(
+        f"--gpu-replay {args.gpu_replay}: {note}"
+        for host in hosts
+        if (note := getattr(host.gpu, "note", None))
+    )
     app = GpuconsoleApp(
         hosts,
         read_only=args.read_only or settings.read_only,
@@ -43,7 +49,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         gpu_interval=interval,
         replay_name=args.gpu_replay.name if args.gpu_replay else None,
         config_path=settings.path,
-        warnings=settings.host_errors,
+        warnings=(*settings.warnings, *settings.host_errors, *notes),
         shell_command=settings.shell,
         alerts=settings.alerts,
     )

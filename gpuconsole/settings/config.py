@@ -72,6 +72,9 @@ class Settings:
     shell: str | None = None
     #: ``[alerts]``: thresholds of the alert rules and the optional command run per alert.
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    #: About the file itself (who may change or read it), each naming the file and the fix;
+    #: the settings are used all the same.
+    warnings: tuple[str, ...] = ()
 
     def enabled_hosts(self) -> tuple[HostSpec, ...]:
         return tuple(h for h in self.hosts if h.enabled)
@@ -119,19 +122,142 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str, path: Path) ->
     return value
 
 
+_TOML_AT = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)$")
+
+
+def toml_problem(path: Path, text: str, exc: Exception) -> str:
+    """A TOML syntax error as a sentence: the file, the line (and its text), what is wrong and
+    the fix (``tomllib`` says "Invalid value (at line 2, column 19)")."""
+    message = str(exc)
+    found = _TOML_AT.search(message)
+    what = message[: found.start()] if found else message
+    lines = text.splitlines()
+    if found and found.group(1):
+        number, column = int(found.group(1)), int(found.group(2))
+        shown = lines[number - 1].strip() if 0 < number <= len(lines) else ""
+        return (
+            f"config file {path} is not valid TOML: line {number}, column {column}: {what}: "
+            f"{shown!r} — {_toml_fix(what)}"
+        )
+    number = next((n for n in range(len(lines), 0, -1) if lines[n - 1].strip()), 0)
+    shown = lines[number - 1].strip() if number else ""
+    where = f" (the last line, {number}: {shown!r})" if number else ""
+    return (
+        f"config file {path} is not valid TOML: {what} at the end of the file{where} — "
+        "something is left open: close the [ ], { } or quotes it opened"
+    )
+
+
+def _toml_fix(what: str) -> str:
+    low = what.lower()
+    if "overwrite" in low or "twice" in low:
+        return "it is set twice in the file: keep one"
+    if "invalid value" in low:
+        return 'fix that line (text goes in quotes: key = "text"; numbers and true/false not)'
+    return "fix that line"
+
+
+def read_config_text(path: Path, error: type[GpuconsoleError]) -> str:
+    """The file's text; ``error`` (naming the file and the fix) when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        bad = exc.object[exc.start : exc.start + 1].hex()
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise error(
+            f"config file {path} is not UTF-8 text (byte 0x{bad} on line {line}) — save it as UTF-8"
+        ) from exc
+    except IsADirectoryError as exc:
+        raise error(
+            f"config file {path} is a directory — pass the file, e.g. {path / 'config.toml'}"
+        ) from exc
+    except OSError as exc:
+        raise error(
+            f"cannot read config file {path}: {exc.strerror or exc} — check the path and "
+            "its permissions"
+        ) from exc
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     """The config file's tables; unreadable or invalid TOML is a ConfigError naming the file."""
+    text = read_config_text(path, ConfigError)
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc} — fix that line") from exc
+        raise ConfigError(toml_problem(path, text, exc)) from exc
+
+
+#: The tables (and keys) a config file may hold; anything else is a typo, said as such.
+_TABLE_KEYS: dict[str, frozenset[str]] = {
+    "docker": frozenset({"host", "contexts"}),
+    "ui": frozenset({"refresh_seconds", "show_all", "read_only"}),
+    "gpu": frozenset({"interval_seconds"}),
+    "shell": frozenset({"command"}),
+}
+_TOP_LEVEL = frozenset({*_TABLE_KEYS, "ssh", "alerts", "hosts", "profiles"})
+
+
+def _check_keys(data: dict[str, Any], path: Path) -> None:
+    unknown = sorted(set(data) - _TOP_LEVEL)
+    if unknown:
+        home = next((t for t, keys in _TABLE_KEYS.items() if unknown[0] in keys), None)
+        if home is not None:
+            raise ConfigError(
+                f"{path}: {unknown[0]} is outside any table — it belongs under [{home}]; "
+                f"move it below a [{home}] line"
+            )
+        raise ConfigError(
+            f"{path}: unknown table or key {unknown[0]!r} — the tables are "
+            f"{', '.join(f'[{t}]' for t in sorted(_TOP_LEVEL - {'hosts'}))} and [[hosts]]; "
+            "fix or remove it"
+        )
+    for table, keys in _TABLE_KEYS.items():
+        extra = sorted(set(data.get(table, {})) - keys)
+        if extra:
+            raise ConfigError(
+                f"{path}: unknown key {table}.{extra[0]} — the keys of [{table}] are "
+                f"{', '.join(sorted(keys))}; fix or remove it"
+            )
+
+
+def _file_warnings(path: Path, data: dict[str, Any]) -> tuple[str, ...]:
+    """Who else may change or read the file (a symlink: its target, which is what counts)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return ()
+    mode = info.st_mode & 0o777
+    if mode & 0o022:
+        return (
+            f"{path} can be changed by other users (mode {mode:04o}), and the commands it "
+            f"names ([alerts] command, [shell] command) are run as you — chmod 600 {path}",
+        )
+    uid = os.getuid() if hasattr(os, "getuid") else info.st_uid
+    if info.st_uid not in (uid, 0):
+        return (
+            f"{path} belongs to another user (uid {info.st_uid}), who can change the commands "
+            f"it runs as you — copy it to a file of your own",
+        )
+    profiles = data.get("profiles")
+    secrets = isinstance(profiles, dict) and any(
+        isinstance(p, dict) and p.get("env") for p in profiles.values()
+    )
+    if mode & 0o044 and secrets:
+        return (
+            f"other users can read {path} (mode {mode:04o}), and its profiles hold environment "
+            f"values (env = [...]) that may be secrets — chmod 600 {path}",
+        )
+    return ()
 
 
 def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
     path = config_path(explicit)
     if not path.exists():
+        if path.is_symlink():
+            raise ConfigError(
+                f"config file {path} is a symlink to {os.readlink(path)}, which does not exist "
+                "— fix the link (or remove it to use the defaults)"
+            )
         if explicit:
             raise ConfigError(f"config file {path} does not exist — check the --config path")
         hosts, errors = _hosts([], path, None, True)
@@ -140,6 +266,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
     for table in ("docker", "ui", "gpu", "ssh", "shell", "alerts"):
         if not isinstance(data.get(table, {}), dict):
             raise ConfigError(f"{path}: [{table}] must be a table — fix or remove it")
+    _check_keys(data, path)
     docker = data.get("docker", {})
     ui = data.get("ui", {})
     refresh = _get(ui, "refresh_seconds", float, "ui", path)
@@ -170,6 +297,7 @@ def load_settings(explicit: str | os.PathLike[str] | None = None) -> Settings:
         ssh=_ssh_options(data.get("ssh", {}), path),
         shell=_get(data.get("shell", {}), "command", str, "shell", path) or None,
         alerts=alert_settings(data.get("alerts", {}), path),
+        warnings=_file_warnings(path, data),
     )
 
 

@@ -12,6 +12,7 @@ full disk mid-write leaves the old file as it was.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -114,16 +115,15 @@ def _check_values(name: str, raw: Any, path: Path) -> dict[str, Any]:
 
 
 def _read(path: Path) -> tuple[str, dict[str, Any]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    from gpuconsole.settings.config import read_config_text, toml_problem
+
+    if not path.exists() and not path.is_symlink():
         return "", {}
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"cannot read config file {path}: {exc}") from exc
+    text = read_config_text(path, ProfileError) if path.exists() else ""
     try:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"config file {path} is not valid TOML: {exc} — fix that line") from exc
+        raise ProfileError(toml_problem(path, text, exc)) from exc
 
 
 def load_profiles(path: Path) -> dict[str, Profile]:
@@ -288,7 +288,18 @@ def _write_checked(path: Path, text: str, data: dict[str, Any], name: str, new: 
     try:
         atomic_write(path, text)
     except OSError as exc:
-        raise ProfileError(f"cannot write {path}: {exc} — the old file is unchanged") from exc
+        fix = {
+            errno.ENOSPC: "free some space on its disk and save again",
+            errno.EDQUOT: "free some space (disk quota) and save again",
+            errno.EACCES: "check the permissions of the file and its directory",
+            errno.EROFS: "it is on a read-only file system — pass another --config",
+        }.get(exc.errno or 0, "save again once that is fixed")
+        target = Path(os.path.realpath(path))
+        where = f"{path} (a link to {target})" if path.is_symlink() else str(path)
+        raise ProfileError(
+            f"cannot save profile {name!r}: writing {where} failed: {exc.strerror or exc} — "
+            f"the old file is unchanged; {fix}"
+        ) from exc
 
 
 def save_profile(profile: Profile, path: Path) -> None:

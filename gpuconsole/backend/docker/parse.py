@@ -1,12 +1,18 @@
 """Turn the engine's JSON (list and inspect answers) into the backend's frozen models.
 
 Kept apart from the transport so a remote host, which gets the same JSON over SSH, reuses it.
+An answer that is not what Docker sends (a proxy's error page, an engine fork, a field of the
+wrong type) raises EngineAnswerError naming the answer, never a bare KeyError from deep inside:
+the console shows it as that host's error and goes on.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
+from gpuconsole.backend.errors import DockerApiError
 from gpuconsole.backend.models import (
     NO_GPUS,
     ContainerDetails,
@@ -15,6 +21,38 @@ from gpuconsole.backend.models import (
     Mount,
     PortMapping,
 )
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class EngineAnswerError(DockerApiError):
+    """The engine answered with JSON this console cannot read."""
+
+
+def _reads(what: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Turn any slip while reading ``what`` into an EngineAnswerError that says so."""
+
+    def wrap(read: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(read)
+        def reading(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return read(*args, **kwargs)
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+                detail = f"missing {exc}" if isinstance(exc, KeyError) else str(exc)
+                raise EngineAnswerError(
+                    f"the engine's {what} is not what Docker sends ({type(exc).__name__}: "
+                    f"{detail}) — is DOCKER_HOST / the host's socket a Docker engine?"
+                ) from exc
+
+        return reading
+
+    return wrap
+
+
+def _text(value: Any) -> str:
+    """A text field; a null is empty, not the word None."""
+    return "" if value is None else str(value)
 
 
 def _strs(value: Any) -> tuple[str, ...]:
@@ -37,10 +75,14 @@ def _mounts(raw: Any) -> tuple[Mount, ...]:
     )
 
 
+@_reads("container list")
 def summary_from_list(host: str, raw: dict[str, Any]) -> ContainerSummary:
     """One entry of ``GET /containers/json``."""
     names = raw.get("Names") or []
-    name = names[0].lstrip("/") if names else raw["Id"][:12]
+    if isinstance(names, str):
+        names = [names]
+    name = str(names[0]).lstrip("/") if names else ""
+    name = name or str(raw["Id"])[:12]
     ports = tuple(
         sorted(
             {
@@ -55,15 +97,15 @@ def summary_from_list(host: str, raw: dict[str, Any]) -> ContainerSummary:
             key=lambda p: (p.private_port, p.protocol, p.host_ip or "", p.host_port or 0),
         )
     )
-    labels = tuple(sorted((raw.get("Labels") or {}).items()))
+    labels = tuple(sorted((str(k), _text(v)) for k, v in (raw.get("Labels") or {}).items()))
     return ContainerSummary(
         host=host,
         id=str(raw["Id"]),
         name=name,
-        image=str(raw.get("Image", "")),
-        state=str(raw.get("State", "")),
-        status=str(raw.get("Status", "")),
-        created=float(raw.get("Created", 0)),
+        image=_text(raw.get("Image")),
+        state=_text(raw.get("State")),
+        status=_text(raw.get("Status")),
+        created=float(raw.get("Created") or 0),
         ports=ports,
         labels=labels,
         mounts=_mounts(raw.get("Mounts")),
@@ -71,6 +113,7 @@ def summary_from_list(host: str, raw: dict[str, Any]) -> ContainerSummary:
     )
 
 
+@_reads("GPU request (HostConfig.DeviceRequests)")
 def gpu_request_from_host_config(host_config: dict[str, Any]) -> GpuRequest:
     """What ``--gpus`` asked for, from HostConfig.DeviceRequests."""
     requests = host_config.get("DeviceRequests") or []
@@ -111,6 +154,7 @@ def _ports_from_inspect(raw: dict[str, Any]) -> tuple[PortMapping, ...]:
     return tuple(sorted(out, key=lambda p: (p.private_port, p.host_ip or "", p.host_port or 0)))
 
 
+@_reads("container inspect answer")
 def details_from_inspect(host: str, raw: dict[str, Any]) -> ContainerDetails:
     """``GET /containers/{id}/json``; the summary part is rebuilt from the same answer."""
     config = raw.get("Config") or {}
@@ -165,6 +209,7 @@ def details_from_inspect(host: str, raw: dict[str, Any]) -> ContainerDetails:
     )
 
 
+@_reads("stats answer")
 def stats_from_api(raw: dict[str, Any]) -> tuple[float | None, int | None, int | None]:
     """CPU %, memory used and limit from one ``GET /containers/{id}/stats?stream=0`` answer,
     computed as the docker CLI does."""

@@ -79,6 +79,12 @@ class LocalGpuSource:
         return False
 
     @property
+    def processes_pending(self) -> bool:
+        """The chosen source's (an nvidia-smi stream's first process list): a one-shot reader
+        such as ``gpuconsole gpus`` waits for it, or it shows GPU 0 alone and no owners."""
+        return bool(getattr(self._chosen, "processes_pending", False))
+
+    @property
     def chosen(self) -> GpuSource:
         if self._chosen is None:
             self._chosen = self._choose()

@@ -9,12 +9,18 @@ Format, one JSON object a line (as tests/fixtures/gpu/h100/nvml-recording-h100.j
 ``util_gpu``/``util_mem`` (%), ``power_mw``/``power_limit_mw``, ``temp_c``, ``sm_mhz``,
 ``fan_percent`` (null: not supported), ``procs`` (list of ``{pid, used}``). Lines of several GPUs
 taken in the same round form one frame: a frame ends when a GPU index repeats.
+
+A recording cut off mid-line (the recorder was killed) or with a few garbled lines still plays:
+``ReplaySource.from_file`` skips the lines that are not GPU samples and says which
+(``ReplaySource.skipped``, a one-line ``note`` on every snapshot). Only a file without one
+good sample is an error.
 """
 
 from __future__ import annotations
 
 import bisect
 import json
+import math
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -41,12 +47,25 @@ class ReplayFrame:
 
 def _opt_int(row: Mapping[str, Any], key: str) -> int | None:
     value = row.get(key)
-    return None if value is None else int(value)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(f"{key} is {value!r}, not a number") from None
 
 
 def _milli(row: Mapping[str, Any], key: str) -> float | None:
     value = row.get(key)
-    return None if value is None else float(value) / 1000.0
+    if value is None:
+        return None
+    try:
+        milli = float(value)
+    except (ValueError, TypeError):
+        raise ValueError(f"{key} is {value!r}, not a number") from None
+    if not math.isfinite(milli):
+        raise ValueError(f"{key} is {value!r}, not a number")
+    return milli / 1000.0
 
 
 def _sample(row: Mapping[str, Any]) -> GpuSample:
@@ -67,27 +86,49 @@ def _sample(row: Mapping[str, Any]) -> GpuSample:
     )
 
 
-def load_frames(lines: Iterable[str]) -> tuple[ReplayFrame, ...]:
-    """Group recorded lines into frames (one per sampling round, all GPUs of that round)."""
+def _processes(row: Mapping[str, Any]) -> tuple[GpuProcess, ...]:
+    procs = row.get("procs") or []
+    if not isinstance(procs, list):
+        raise TypeError(f"procs must be a list, got {procs!r}")
+    return tuple(
+        GpuProcess(
+            pid=int(p["pid"]),
+            gpu_index=int(row["index"]),
+            gpu_uuid=str(row.get("uuid", "")),
+            used_memory_bytes=None if p.get("used") is None else int(p["used"]),
+        )
+        for p in procs
+    )
+
+
+def _why(err: Exception, line: str) -> str:
+    if isinstance(err, json.JSONDecodeError):
+        text = line.strip()
+        if text.startswith("{") and not text.endswith("}"):
+            return "cut off (not a whole JSON object)"
+        return f"not JSON ({err.msg}, column {err.colno})"
+    if isinstance(err, KeyError):
+        return f"no {err.args[0]!r} field"
+    return str(err) or type(err).__name__
+
+
+def load_frames(lines: Iterable[str], skipped: list[str] | None = None) -> tuple[ReplayFrame, ...]:
+    """Group recorded lines into frames (one per sampling round, all GPUs of that round).
+
+    A line that is not a GPU sample raises ReplayError naming it — unless ``skipped`` is
+    given: then it is left out and ``"line N: why"`` appended there.
+    """
     frames: list[ReplayFrame] = []
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[float, dict[str, Any], GpuSample, tuple[GpuProcess, ...]]] = []
 
     def flush() -> None:
         if not rows:
             return
-        start = float(rows[0]["t"])
-        gpus = tuple(sorted((_sample(r) for r in rows), key=lambda g: g.index))
-        procs = tuple(
-            GpuProcess(
-                pid=int(p["pid"]),
-                gpu_index=int(r["index"]),
-                gpu_uuid=str(r.get("uuid", "")),
-                used_memory_bytes=None if p.get("used") is None else int(p["used"]),
-            )
-            for r in rows
-            for p in r.get("procs") or ()
-        )
-        frames.append(ReplayFrame(start, gpus, procs, rows[0].get("phase")))
+        start, first = rows[0][0], rows[0][1]
+        gpus = tuple(sorted((r[2] for r in rows), key=lambda g: g.index))
+        procs = tuple(p for r in rows for p in r[3])
+        phase = first.get("phase")
+        frames.append(ReplayFrame(start, gpus, procs, phase if isinstance(phase, str) else None))
         rows.clear()
 
     for number, line in enumerate(lines, start=1):
@@ -95,18 +136,41 @@ def load_frames(lines: Iterable[str]) -> tuple[ReplayFrame, ...]:
             continue
         try:
             row = json.loads(line)
-            float(row["t"])
-            int(row["index"])
-        except (ValueError, KeyError, TypeError) as err:
-            raise ReplayError(f"line {number} of the recording is not a GPU sample: {err}") from err
-        if any(int(r["index"]) == int(row["index"]) for r in rows):
+            if not isinstance(row, dict):
+                raise TypeError(f"a JSON {type(row).__name__}, not an object")
+            t = float(row["t"])
+            if not math.isfinite(t):
+                raise ValueError(f"t is {t}")
+            sample = _sample(row)
+            procs = _processes(row)
+        except (ValueError, KeyError, TypeError, OverflowError, AttributeError) as err:
+            problem = f"line {number}: {_why(err, line)}"
+            if skipped is None:
+                raise ReplayError(
+                    f"line {number} of the recording is not a GPU sample: {_why(err, line)}"
+                ) from err
+            skipped.append(problem)
+            continue
+        if any(r[2].index == sample.index for r in rows):
             flush()
-        rows.append(row)
+        rows.append((t, row, sample, procs))
     flush()
     if not frames:
+        if skipped:
+            raise ReplayError(
+                f"the recording holds no samples ({len(skipped)} bad line(s): {skipped[0]})"
+            )
         raise ReplayError("the recording holds no samples")
     origin = frames[0].offset
     return tuple(ReplayFrame(f.offset - origin, f.gpus, f.processes, f.phase) for f in frames)
+
+
+def skipped_note(skipped: tuple[str, ...] | list[str]) -> str | None:
+    """One line about the lines a replay left out, None when there were none."""
+    if not skipped:
+        return None
+    shown = "; ".join(skipped[:3]) + ("; …" if len(skipped) > 3 else "")
+    return f"skipped {len(skipped)} line(s) of the recording that are not GPU samples ({shown})"
 
 
 class ReplaySource:
@@ -117,6 +181,7 @@ class ReplaySource:
         frames: tuple[ReplayFrame, ...],
         *,
         host: str = "replay",
+        skipped: tuple[str, ...] = (),
         speed: float = 1.0,
         loop: bool = True,
         clock: Callable[[], float] = time.monotonic,
@@ -136,15 +201,22 @@ class ReplaySource:
         self._clock = clock
         self._wall_clock = wall_clock
         self._started_at: float | None = None
+        #: ``"line N: why"`` for each line of the file that was left out.
+        self.skipped = skipped
+        self.note = skipped_note(skipped)
 
     @classmethod
     def from_file(cls, path: Path, **kwargs: Any) -> ReplaySource:
+        skipped: list[str] = []
         try:
-            with path.open(encoding="utf-8") as fh:
-                frames = load_frames(fh)
+            with path.open(encoding="utf-8", errors="replace") as fh:
+                frames = load_frames(fh, skipped)
         except OSError as err:
             raise ReplayError(f"cannot read the recording {path}: {err.strerror or err}") from err
+        except ReplayError as err:
+            raise ReplayError(f"{path}: {err}") from err
         kwargs.setdefault("host", "replay")
+        kwargs.setdefault("skipped", tuple(skipped))
         return cls(frames, **kwargs)
 
     @property
@@ -181,6 +253,7 @@ class ReplaySource:
             gpus=frame.gpus,
             processes=frame.processes,
             replayed=True,
+            error=self.note,
         )
 
     def close(self) -> None:

@@ -104,7 +104,7 @@ def parse_gpu_line(line: str, fields: Sequence[str] = QUERY_GPU_FIELDS) -> GpuSa
     index = _int(row.get("index", ""))
     if index is None:
         raise SmiParseError(f"no GPU index in nvidia-smi line: {line.strip()!r}")
-    lost = any(m in c.lower() for c in columns for m in _LOST_MARKERS)
+    markers = {m for c in columns for m in _LOST_MARKERS if m in c.lower()}
     name = row.get("name", "")
     uuid = row.get("uuid", "")
     return GpuSample(
@@ -120,8 +120,16 @@ def parse_gpu_line(line: str, fields: Sequence[str] = QUERY_GPU_FIELDS) -> GpuSa
         temperature_c=_int(row.get("temperature.gpu", "")),
         sm_clock_mhz=_int(row.get("clocks.sm", "")),
         fan_percent=_int(row.get("fan.speed", "")),
-        error=f"GPU {index} fell off the bus" if lost else None,
+        error=_lost_error(index, markers),
     )
+
+
+def _lost_error(index: int, markers: set[str]) -> str | None:
+    if "gpu is lost" in markers:
+        return f"GPU {index} fell off the bus"
+    if markers:
+        return f"GPU {index} needs a reset (nvidia-smi: GPU requires reset)"
+    return None
 
 
 def parse_gpu_csv(text: str, fields: Sequence[str] = QUERY_GPU_FIELDS) -> tuple[GpuSample, ...]:

@@ -10,6 +10,7 @@ The command runner is injectable: remote hosts supply one that runs over their S
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -44,7 +45,22 @@ def describe_smi_message(line: str) -> str:
         return "no NVIDIA GPU on this host"
     if "gpu is lost" in low:
         return f"a GPU fell off the bus ({line})"
+    if "requires reset" in low:
+        return f"a GPU needs a reset ({line})"
     return f"nvidia-smi: {line}"
+
+
+def _looks_like_data(line: str) -> bool:
+    """A line that was meant as a row of query output (it starts like one: a number and a
+    comma), as opposed to a message nvidia-smi printed instead."""
+    head, comma, _ = line.partition(",")
+    return bool(comma) and head.strip().isdigit()
+
+
+def _printable(line: str, limit: int = 80) -> str:
+    """A line from the tool as it can be shown on one line of a terminal."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in line)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class SmiStreamSource:
@@ -94,6 +110,11 @@ class SmiStreamSource:
         self._processes: tuple[GpuProcess, ...] = ()
         self._origins: Origins = ()
         self._processes_at: float | None = None
+        #: The first round of GPU lines is complete (a GPU index came round again, or the
+        #: stream ended): until then the GPU count is not known and no process list is asked.
+        self._first_round_done = False
+        self._last_index: int | None = None
+        self._started_at: float | None = None
         self._line_at: float | None = None
         self._line_wall: float | None = None
         self._error: str | None = None
@@ -138,6 +159,9 @@ class SmiStreamSource:
             if self._ended_at is not None and self._clock() - self._ended_at < delay:
                 return
             self._ended_at = None
+            self._started_at = self._clock()
+            self._first_round_done = False
+            self._last_index = None
         self.spawns += 1
         try:
             stream = self._runner.stream(self.argv)
@@ -158,6 +182,8 @@ class SmiStreamSource:
 
     def _read(self, stream: LineStream) -> None:
         got_reading = False
+        #: When nvidia-smi last printed a message (not a row): the reason it may stop.
+        said_at: float | None = None
         for raw in stream:
             line = raw.strip()
             if not line:
@@ -166,26 +192,54 @@ class SmiStreamSource:
                 gpu = parse_gpu_line(line)
             except SmiParseError:
                 with self._lock:
-                    self._set_error(describe_smi_message(line))
+                    if _looks_like_data(line):
+                        # A garbled or cut-off row: skipped, and said, but it is no reason.
+                        self._set_error(f"skipped a line nvidia-smi garbled: {_printable(line)!r}")
+                    else:
+                        self._set_error(describe_smi_message(_printable(line, 200)))
+                        said_at = self._error_at
                 continue
             now = self._clock()
             got_reading = True
             with self._lock:
+                previous = self._latest.get(gpu.index)
+                if gpu.error and previous is not None:
+                    # A GPU that needs a reset reads "[GPU requires reset]" even for its name
+                    # and UUID: it is still the GPU that was there (its card, its history).
+                    gpu = dataclasses.replace(
+                        gpu,
+                        uuid=gpu.uuid or previous.uuid,
+                        name=gpu.name or previous.name,
+                        memory_total_bytes=gpu.memory_total_bytes or previous.memory_total_bytes,
+                    )
+                wrapped = self._last_index is not None and gpu.index <= self._last_index
+                self._last_index = gpu.index
+                if wrapped:
+                    self._first_round_done = True
                 self._latest[gpu.index] = gpu
                 self._gpu_at[gpu.index] = now
                 self._line_at = now
                 self._line_wall = self._wall_clock()
-                round_done = gpu.index == max(self._latest)
+                round_done = self._first_round_done and (wrapped or gpu.index == max(self._latest))
                 due = self._processes_due(now)
             if round_done and due:
                 self._query_processes()
+        # The process ended (or its connection): make sure it is gone, not left running with
+        # nobody reading it (a stream that ended on undecodable output, say).
+        with contextlib.suppress(Exception):
+            stream.close()
+        with self._lock:
+            query = got_reading and self._processes_at is None and not self._closed
+            self._first_round_done = True
+        if query:  # the one round it printed is complete: who used the GPUs then
+            self._query_processes()
         with self._lock:
             self._ended_at = self._clock()
             self._failed_starts = 0 if got_reading else self._failed_starts + 1
             if not self._closed:
                 # Keep what nvidia-smi said just before it exited (the driver message); an
                 # old complaint from hours ago is not the reason it stopped.
-                said = self._error_at is not None and self._ended_at - self._error_at < 1.0
+                said = said_at is not None and self._ended_at - said_at < 1.0
                 self._set_error(
                     self._error if said and self._error else "nvidia-smi stopped streaming"
                 )
@@ -242,6 +296,7 @@ class SmiStreamSource:
             recent_error = self._error_at is not None and now - self._error_at <= self._stale_after
             apps_error = self._apps_error
             running = self._ended_at is None and self._thread is not None
+            started_at = self._started_at
         by_uuid = {g.uuid: g.index for g in gpus}
         processes = tuple(
             dataclasses.replace(p, gpu_index=by_uuid[p.gpu_uuid])
@@ -254,6 +309,16 @@ class SmiStreamSource:
             state = (
                 GpuSourceState.STARTING if running and error is None else GpuSourceState.UNAVAILABLE
             )
+            if (
+                state is GpuSourceState.STARTING
+                and started_at is not None
+                and now - started_at > self._stale_after
+            ):
+                state = GpuSourceState.STALE
+                error = (
+                    f"no reading from nvidia-smi for {now - started_at:.0f} s since it started "
+                    "— it is not answering (a hung NVIDIA driver?)"
+                )
             return GpuSnapshot(
                 host=self._host, source=self.name, state=state, timestamp=timestamp, error=error
             )
@@ -276,7 +341,7 @@ class SmiStreamSource:
         if line_at is not None and now - line_at > self._stale_after:
             state = GpuSourceState.STALE
             error = f"no reading from nvidia-smi for {now - line_at:.0f} s" + (
-                f" ({error})" if error else ""
+                f" ({error})" if error else " — it stopped answering (a hung NVIDIA driver?)"
             )
         elif lost or recent_error or apps_error:
             state = GpuSourceState.DEGRADED if lost else GpuSourceState.OK

@@ -157,6 +157,8 @@ class LocalMachine:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
+                encoding="utf-8",
+                errors="replace",  # a garbled byte is one odd line, not the stream's end
                 bufsize=1,
             )
         except OSError as err:
