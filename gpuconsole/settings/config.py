@@ -131,7 +131,7 @@ def toml_problem(path: Path, text: str, exc: Exception) -> str:
     message = str(exc)
     found = _TOML_AT.search(message)
     what = message[: found.start()] if found else message
-    lines = text.splitlines()
+    lines = text.split("\n")  # TOML's line numbers count \n only
     if found and found.group(1):
         number, column = int(found.group(1)), int(found.group(2))
         shown = lines[number - 1].strip() if 0 < number <= len(lines) else ""

@@ -204,7 +204,10 @@ def _header_path(line: str) -> tuple[str, ...] | None:
 
 def _splice(text: str, name: str, block: str | None) -> str:
     """``text`` with the [profiles.NAME] table (and its sub-tables) replaced by ``block``."""
-    lines = text.splitlines(keepends=True)
+    # TOML breaks lines at \n only (str.splitlines would also break at \x85, \u2028, ...,
+    # which may sit inside a quoted key).
+    lines = text.split("\n")
+    lines = [line + "\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
     headers = [(i, _header_path(line)) for i, line in enumerate(lines)]
     headers = [(i, p) for i, p in headers if p is not None]
     remove: list[tuple[int, int]] = []

@@ -81,7 +81,9 @@ def _int(raw: str) -> int | None:
 
 def _mib_to_bytes(raw: str) -> int | None:
     value = _number(raw)
-    return None if value is None else round(value * MIB)
+    if value is None or not math.isfinite(value * MIB):  # "2E302" MiB is no reading either
+        return None
+    return round(value * MIB)
 
 
 def field_names_from_header(header: str) -> tuple[str, ...]:
