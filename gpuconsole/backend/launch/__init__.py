@@ -8,13 +8,15 @@ The public API for the CLI and the TUI form:
   command, ports), raising LaunchRejected / LaunchFailed / LaunchCancelled;
 - ``run_preflight`` -> ``Finding`` list for GPU launches;
 - ``build_variant`` -> a derived ``gpuconsole/<base>-<variant>:<tag>`` image;
-- ``describe_launch`` finds a launch's URL / ssh command again from the engine.
+- ``describe_launch`` finds a launch's URL / ssh command again from the engine;
+- ``remove_abandoned`` removes what launches the engine failed under left on a host.
 
 Importing this package does not import docker-py; that happens on the first engine call.
 """
 
 from __future__ import annotations
 
+from gpuconsole.backend.launch.cleanup import remove_abandoned
 from gpuconsole.backend.launch.launcher import (
     STAGES,
     LaunchProgress,
@@ -67,6 +69,7 @@ __all__ = [
     "parse_gpus",
     "parse_size",
     "pull_image",
+    "remove_abandoned",
     "run_preflight",
     "validate",
 ]

@@ -19,9 +19,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gpuconsole.backend.docker.host import engine_api
-from gpuconsole.backend.errors import BuildFailed, GpuconsoleError, LaunchCancelled
-from gpuconsole.backend.launch.spec import SSH_USER
+from gpuconsole.backend.docker.errors_map import unreachable
+from gpuconsole.backend.docker.host import EngineCall, engine_api
+from gpuconsole.backend.errors import (
+    BuildFailed,
+    GpuconsoleError,
+    HostUnreachable,
+    LaunchCancelled,
+)
+from gpuconsole.backend.launch.cleanup import (
+    CLEANUP_WAIT_S,
+    LABEL_PROBE,
+    Active,
+    engine_hung,
+    new_tag,
+    remove_abandoned,
+    remove_container,
+    stream_errors,
+)
+from gpuconsole.backend.launch.spec import LABEL_LAUNCH, SSH_USER
 from gpuconsole.backend.launch.variants import JUPYTER_LAUNCHER, JUPYTER_PORT
 
 if TYPE_CHECKING:
@@ -172,6 +188,12 @@ def _json_str(text: str) -> str:
 def probe_base(host: DockerHost, base: str, timeout: float = 60.0) -> BaseFacts:
     """Run the probe script in a throwaway container of ``base`` (removed afterwards)."""
     api, call = engine_api(host)
+    tag = new_tag()
+    with Active(tag):
+        return _probe(api, call, base, tag, timeout)
+
+
+def _probe(api: Any, call: EngineCall, base: str, tag: str, timeout: float) -> BaseFacts:
     container_id: str | None = None
     try:
         with call(base, "probe"):
@@ -180,7 +202,8 @@ def probe_base(host: DockerHost, base: str, timeout: float = 60.0) -> BaseFacts:
                 entrypoint=["/bin/sh", "-c"],
                 command=[_PROBE],
                 user="root",
-                labels={"gpuconsole.probe": "1"},
+                # LABEL_LAUNCH: a probe the engine took away with it is removed later.
+                labels={LABEL_PROBE: "1", LABEL_LAUNCH: tag},
             )
         container_id = str(created["Id"])
         try:
@@ -195,11 +218,7 @@ def probe_base(host: DockerHost, base: str, timeout: float = 60.0) -> BaseFacts:
             ) from exc
     finally:
         if container_id is not None:
-            try:
-                with call(container_id, "remove"):
-                    api.remove_container(container_id, force=True, v=True)
-            except GpuconsoleError:
-                pass
+            remove_container(api, call, container_id, CLEANUP_WAIT_S)
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     return parse_facts(text)
 
@@ -216,6 +235,86 @@ def _context(dockerfile: str) -> io.BytesIO:
     return buf
 
 
+class _EngineWatch:
+    """While a build streams, ask the engine every ``every`` seconds whether it still answers.
+
+    A build step may print nothing for minutes, so silence is no failure (the stream has no
+    read timeout); an engine that does not answer a ping within its timeout is hung (stopped,
+    not dead). Then the stream is closed under the reader, and the build fails in words within
+    about ``every`` + the engine's timeout instead of waiting for ever. Closing the connection
+    also makes the engine drop the build when it runs again, so nothing gets tagged later.
+
+    Each ping runs in a thread of its own and is given the engine's timeout and a little: a
+    ping stuck anywhere (not only in a socket read that has a timeout) still counts as no
+    answer, and whatever it raises is an answer of its own.
+    """
+
+    def __init__(self, host: DockerHost, stream: object, every: float) -> None:
+        self._host = host
+        self._api, self._call = engine_api(host)
+        self._stream = stream
+        self._every = every
+        self._timeout = float(getattr(host, "timeout", 10))
+        self._done = threading.Event()
+        self.failure: GpuconsoleError | None = None
+        self._thread = threading.Thread(target=self._run, name="build-watch", daemon=True)
+        self._thread.start()
+
+    def _ping(self, answers: list[BaseException | None]) -> None:
+        try:
+            with self._call(None, "ping"):
+                self._api.ping()
+        except BaseException as exc:  # handed to the watch thread, which decides
+            answers.append(exc)
+        else:
+            answers.append(None)
+
+    def _run(self) -> None:
+        while not self._done.wait(self._every):
+            answers: list[BaseException | None] = []
+            ping = threading.Thread(target=self._ping, args=(answers,), daemon=True)
+            ping.start()
+            ping.join(self._timeout + 2.0)
+            if self._done.is_set():
+                return
+            answer = answers[0] if answers else TimeoutError("timed out")
+            if answer is None:
+                continue
+            self.failure = (
+                answer
+                if isinstance(answer, GpuconsoleError)
+                else unreachable(self._host.name, self._host.address, answer, self._timeout)
+            )
+            _close(self._stream)
+            return
+
+    def stop(self) -> None:
+        self._done.set()
+
+
+def _close(stream: object) -> None:
+    """End the build's response now: its connection is closed, which the engine takes as the
+    client going away (it cancels the build; generator.close() alone would not)."""
+    from gpuconsole.backend.ssh.docker_api import close_stream
+
+    close_stream(stream)
+
+
+_RUNNING_IN = re.compile(r"^\s*---> Running in ([0-9a-f]{12,64})\s*$")
+_REMOVING = re.compile(r"^\s*Removing intermediate container ([0-9a-f]{12,64})\s*$")
+
+
+def _intermediate(event: dict[str, Any], current: str | None) -> str | None:
+    """The container the build's current step runs in (from its log lines), else None."""
+    for line in str(event.get("stream", "")).splitlines():
+        running = _RUNNING_IN.match(line)
+        if running:
+            current = running.group(1)
+        elif _REMOVING.match(line):
+            current = None
+    return current
+
+
 def build_variant(
     host: DockerHost,
     base: str,
@@ -224,11 +323,14 @@ def build_variant(
     *,
     on_log: LogCallback | None = None,
     cancel: threading.Event | None = None,
+    watch_every: float = 2.0,
+    cleanup_wait: float = CLEANUP_WAIT_S,
 ) -> BuildResult:
     """Build ``variant`` on ``base``; every build-log line goes to ``on_log``.
 
-    Raises BuildFailed (unsupported base, failing step — with the last log lines),
-    LaunchCancelled, or another GpuconsoleError (engine unreachable). Blocking.
+    Raises BuildFailed (unsupported base, failing step — with the last log lines; the engine
+    gone or hung mid-build — nothing tagged, see ``_EngineWatch``), LaunchCancelled, or another
+    GpuconsoleError (engine unreachable). Blocking.
     """
     if variant not in BUILD_VARIANTS:
         raise BuildFailed(f"{variant!r} is not a buildable variant — use ssh or jupyter")
@@ -242,6 +344,8 @@ def build_variant(
         if getattr(exc, "status", None) != 404:
             raise
         present = False
+    for note in remove_abandoned(host, strict=True):
+        say(note)
     if not present:
         from gpuconsole.backend.errors import LaunchRejected
         from gpuconsole.backend.launch.launcher import pull_image
@@ -262,6 +366,8 @@ def build_variant(
     say(f"building {target}")
     image_id = ""
     recent: list[str] = []
+    step: str | None = None  # the container of the step in progress
+    watch: _EngineWatch | None = None
     try:
         with call(target, "build"):
             stream = api.build(
@@ -274,27 +380,67 @@ def build_variant(
                 pull=False,
                 timeout=None,
             )
+            watch = _EngineWatch(host, stream, watch_every)
             try:
-                for event in stream:
-                    if cancel is not None and cancel.is_set():
-                        raise LaunchCancelled("build")
-                    _handle(event, say, recent)
-                    aux: Any = event.get("aux")
-                    if isinstance(aux, dict) and aux.get("ID"):
-                        image_id = str(aux["ID"])
+                with stream_errors(host, "build"):
+                    for event in stream:
+                        if cancel is not None and cancel.is_set():
+                            raise LaunchCancelled("build")
+                        step = _intermediate(event, step)
+                        _handle(event, say, recent)
+                        aux: Any = event.get("aux")
+                        if isinstance(aux, dict) and aux.get("ID"):
+                            image_id = str(aux["ID"])
             finally:
-                close = getattr(stream, "close", None)
-                if close is not None:
-                    close()
+                watch.stop()
+                _close(stream)
+        if watch.failure is not None:  # the stream ended because the watch closed it
+            raise watch.failure
     except GpuconsoleError as exc:
         if isinstance(exc, (BuildFailed, LaunchCancelled)):
             raise
-        raise BuildFailed(f"building {target} failed: {exc}") from exc
+        cause: GpuconsoleError = exc
+        if watch is not None and watch.failure is not None and engine_hung(watch.failure):
+            cause = watch.failure
+        raise BuildFailed(
+            f"building {target} failed: {cause}"
+            + _after_engine_failure(host, cause, step, say, cleanup_wait)
+        ) from exc
     if not image_id:
         with call(target, "inspect image"):
             image_id = str(api.inspect_image(target)["Id"])
     say(f"built {target} ({image_id[:19]})")
     return BuildResult(target, image_id, dockerfile)
+
+
+def _after_engine_failure(
+    host: DockerHost,
+    cause: GpuconsoleError,
+    step: str | None,
+    say: LogCallback,
+    wait_s: float,
+) -> str:
+    """What became of the build when the engine failed under it, as the error's last line.
+
+    A hung engine drops the build (and its step's container) itself once it runs again: the
+    connection is closed. An engine that died cannot: the container of the step in progress
+    stays, so it is removed here, waiting up to ``wait_s`` for an engine that restarts."""
+    if not isinstance(cause, HostUnreachable):
+        return ""
+    if engine_hung(cause):
+        return "\nnothing was tagged: the engine drops the build once it answers again"
+    if step is None:
+        return "\nnothing was tagged"
+    api, call = engine_api(host)
+    error = remove_container(api, call, step, wait_s)
+    if error is None:
+        say(f"removed the build's intermediate container {step[:12]}")
+        return "\nnothing was tagged"
+    rm = f"gpuconsole rm -f {step[:12]}" + ("" if host.machine.is_local else f" --host {host.name}")
+    return (
+        f"\nnothing was tagged; the build's intermediate container {step[:12]} is left (the "
+        f"engine did not come back within {wait_s:g} s) — remove it with: {rm}"
+    )
 
 
 def _handle(event: dict[str, Any], say: LogCallback, recent: list[str]) -> None:

@@ -3,8 +3,10 @@
 Made to be driven from a TUI worker thread as well as the CLI: progress goes to a callback
 (never printed), ``cancel`` (a threading.Event) is honoured between and inside the long steps,
 and every failure after the container exists removes it again — a failed or cancelled launch
-leaves nothing behind. The only state is on the engine (labels + env), so a restarted console
-finds a launch again with ``describe_launch``.
+leaves nothing behind. When the engine itself fails mid-launch (killed, restarted, frozen), the
+removal waits a while for it, and what it still cannot remove is named in the error and removed
+by the next launch on that host (launch.cleanup). The only state is on the engine (labels +
+env), so a restarted console finds a launch again with ``describe_launch``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,20 @@ from gpuconsole.backend.docker.host import engine_api
 from gpuconsole.backend.errors import (
     DockerApiError,
     GpuconsoleError,
+    HostUnreachable,
     LaunchCancelled,
     LaunchFailed,
     LaunchRejected,
+)
+from gpuconsole.backend.launch.cleanup import (
+    CLEANUP_WAIT_S,
+    Active,
+    engine_hung,
+    find_launched,
+    new_tag,
+    remove_abandoned,
+    remove_container,
+    stream_errors,
 )
 from gpuconsole.backend.launch.create import (
     CreateRequest,
@@ -42,6 +55,7 @@ from gpuconsole.backend.launch.readiness import (
 )
 from gpuconsole.backend.launch.spec import (
     LABEL_BIND,
+    LABEL_LAUNCH,
     LABEL_PORT,
     LABEL_SSH_IDENTITY,
     LABEL_SSH_USER,
@@ -142,14 +156,24 @@ class _Run:
         host: DockerHost,
         on_progress: ProgressCallback | None,
         cancel: threading.Event | None,
+        cleanup_wait: float = CLEANUP_WAIT_S,
     ) -> None:
         self.host = host
         self.api, self.call = engine_api(host)
         self.on_progress = on_progress
         self.cancel = cancel
+        self.cleanup_wait = cleanup_wait
         self.stage = "check"
         self.container_id: str | None = None
         self.secrets: tuple[str, ...] = ()
+        #: This attempt's LABEL_LAUNCH value, and the name it asked for while the create's
+        #: answer is unknown (the engine went away while answering).
+        self.tag: str | None = None
+        self.pending_name: str | None = None
+        self.name = ""
+        self.started = False
+        #: What a failed launch could not remove (for the error), None when nothing was left.
+        self.left_behind: str | None = None
 
     def report(self, stage: str, message: str, fraction: float | None = None) -> None:
         self.stage = stage
@@ -175,22 +199,60 @@ class _Run:
         return scrub(text, self.secrets)
 
     def remove(self) -> None:
-        if self.container_id is None:
+        """Remove what this attempt made. While the engine is away (stopped, restarting) the
+        removal is tried again for ``cleanup_wait`` seconds; what is still there after that is
+        named in ``left_behind`` — never reported as removed."""
+        ref = self.container_id
+        if ref is None and self.pending_name is not None:
+            ref = self._find_pending()  # None: nothing was made, or it could not be told
+        self.pending_name = None
+        if ref is None:
             return
-        short = self.container_id[:12]
-        try:
-            with self.call(self.container_id, "remove"):
-                self.api.remove_container(self.container_id, force=True, v=True)
-        except GpuconsoleError:
-            # One retry: a container still starting can refuse removal for a moment.
-            time.sleep(0.5)
-            try:
-                with self.call(self.container_id, "remove"):
-                    self.api.remove_container(self.container_id, force=True, v=True)
-            except GpuconsoleError:
-                pass
         self.container_id = None
-        self.report("cleanup", f"removed the failed container {short}")
+        short = ref[:12]
+        error = remove_container(self.api, self.call, ref, self.cleanup_wait)
+        if error is None:
+            self.report("cleanup", f"removed the failed container {short}")
+            return
+        self._left(f"the container {self.name} ({short})", error)
+
+    def _find_pending(self) -> str | None:
+        """The container a create whose answer was lost made after all, if any."""
+        assert self.pending_name is not None and self.tag is not None
+        deadline = time.monotonic() + self.cleanup_wait
+        delay = 0.25
+        while True:
+            try:
+                found = find_launched(self.api, self.call, self.pending_name, self.tag)
+            except GpuconsoleError as exc:
+                hung = isinstance(exc, HostUnreachable) and engine_hung(exc)
+                if hung or time.monotonic() + delay > deadline:
+                    self._left(f"a container named {self.pending_name} may be", exc)
+                    return None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            return found
+
+    def _left(self, what: str, error: GpuconsoleError) -> None:
+        """``what`` is "the container N (id)" (known) or "a container named N may be"."""
+        host = self.host.name
+        rm = f"gpuconsole rm -f {self.name}" + (
+            "" if self.host.machine.is_local else f" --host {host}"
+        )
+        later = (
+            f"remove it with: {rm}"
+            if self.started
+            else f"the next launch on {host} removes it (or: {rm})"
+        )
+        reason = getattr(error, "reason", None) or str(error)
+        went = "stopped answering" if engine_hung(error) else "went away"
+        left = f"{what} is left" if what.startswith("the ") else f"{what} left"
+        self.left_behind = (
+            f"{left} on host {host!r}: the engine {went} before it could be removed "
+            f"({reason}) — {later}"
+        )
+        self.report("cleanup", f"could not remove {self.name}: the engine {went} ({reason})")
 
 
 def pull_image(
@@ -217,26 +279,29 @@ def _pull(run: _Run, image: str) -> None:
         with run.call(None, "pull"):
             stream = run.api.pull(repo, tag=tag or "latest", stream=True, decode=True)
             try:
-                for event in stream:
-                    run.check_cancel()
-                    if event.get("error"):
-                        raise DockerApiError(str(event["error"]))
-                    status = str(event.get("status", ""))
-                    layer = str(event.get("id", ""))
-                    detail = event.get("progressDetail") or {}
-                    if status == "Downloading" and detail.get("total"):
-                        layers[layer] = (int(detail.get("current", 0)), int(detail["total"]))
-                    if status in ("Download complete", "Pull complete", "Already exists"):
-                        done.add(layer)
-                    now = time.monotonic()
-                    if now - last < 1.0 and status not in ("Pull complete",):
-                        continue
-                    last = now
-                    current = sum(c for c, _ in layers.values())
-                    total = sum(t for _, t in layers.values())
-                    fraction = current / total if total else None
-                    mib = f", {current / 2**20:.0f}/{total / 2**20:.0f} MiB" if total else ""
-                    run.report("pull", f"pulling {image}: {len(done)} layers done{mib}", fraction)
+                with stream_errors(run.host, "pull"):
+                    for event in stream:
+                        run.check_cancel()
+                        if event.get("error"):
+                            raise DockerApiError(str(event["error"]))
+                        status = str(event.get("status", ""))
+                        layer = str(event.get("id", ""))
+                        detail = event.get("progressDetail") or {}
+                        if status == "Downloading" and detail.get("total"):
+                            layers[layer] = (int(detail.get("current", 0)), int(detail["total"]))
+                        if status in ("Download complete", "Pull complete", "Already exists"):
+                            done.add(layer)
+                        now = time.monotonic()
+                        if now - last < 1.0 and status not in ("Pull complete",):
+                            continue
+                        last = now
+                        current = sum(c for c, _ in layers.values())
+                        total = sum(t for _, t in layers.values())
+                        fraction = current / total if total else None
+                        mib = f", {current / 2**20:.0f}/{total / 2**20:.0f} MiB" if total else ""
+                        run.report(
+                            "pull", f"pulling {image}: {len(done)} layers done{mib}", fraction
+                        )
             finally:
                 close = getattr(stream, "close", None)
                 if close is not None:
@@ -352,8 +417,8 @@ def _start(run: _Run, plan: LaunchPlan) -> LaunchPlan | None:
     try:
         with run.call(plan.name, "start"):
             run.api.start(run.container_id)
-    except LaunchRejected:
-        raise
+    except (LaunchRejected, HostUnreachable):
+        raise  # the engine went away: its own words say more than "did not start"
     except GpuconsoleError as exc:
         retry = _without_refused_default(plan, str(exc))
         if retry is None:
@@ -427,15 +492,22 @@ def launch(
     cancel: threading.Event | None = None,
     timeout: float = 120.0,
     create_missing_sources: bool = False,
+    cleanup_wait: float = CLEANUP_WAIT_S,
 ) -> LaunchResult:
     """Launch ``spec`` on ``host`` and wait until it answers.
 
     Raises LaunchRejected (bad fields, all at once; nothing created), LaunchFailed (it did not
-    come up; removed again, with its last log lines), LaunchCancelled, or another
+    come up; removed again, with its last log lines — or, when the engine went away for longer
+    than ``cleanup_wait`` seconds, what was left and how it goes), LaunchCancelled, or another
     GpuconsoleError (engine unreachable). Blocking: call it from a worker thread.
+
+    First removes what failed launches left on the host (launch.cleanup), before the name
+    check: the leftover of the same launch tried again usually holds its name.
     """
-    run = _Run(host, on_progress, cancel)
+    run = _Run(host, on_progress, cancel, cleanup_wait)
     run.report("check", f"checking the launch on {host.name}")
+    for note in remove_abandoned(host, strict=True):
+        run.report("check", note)
     check = check_launch(host, spec, gpu_snapshot)
     if not check.ok and create_missing_sources and check.missing_sources:
         try:
@@ -503,20 +575,33 @@ def _create_and_start(
     """
     while True:
         request = build_create_request(plan, token)
+        run.tag = new_tag()
+        request = dataclasses.replace(request, labels={**request.labels, LABEL_LAUNCH: run.tag})
         run.secrets = request.secrets
-        try:
-            run.report("create", f"creating {plan.name} from {plan.image}")
-            container_id = run.container_id = create_container(run.host, request)
-            run.check_cancel()
-            run.report("start", f"starting {plan.name}")
-            retry = _start(run, plan)
-            if retry is None:
-                _wait_ready(run, plan, token, timeout)
-                return container_id, _state(run), plan
-        except BaseException:
+        run.name = plan.name
+        run.started = False
+        with Active(run.tag):
+            try:
+                run.report("create", f"creating {plan.name} from {plan.image}")
+                try:
+                    container_id = run.container_id = create_container(run.host, request)
+                except HostUnreachable:
+                    run.pending_name = plan.name  # the answer was lost, not the container
+                    raise
+                run.check_cancel()
+                run.report("start", f"starting {plan.name}")
+                retry = _start(run, plan)
+                if retry is None:
+                    run.started = True
+                    _wait_ready(run, plan, token, timeout)
+                    return container_id, _state(run), plan
+            except BaseException as exc:
+                stage = run.stage
+                run.remove()
+                if run.left_behind is not None and isinstance(exc, GpuconsoleError):
+                    raise LaunchFailed(f"{exc}\n{run.left_behind}", stage=stage) from exc
+                raise
             run.remove()
-            raise
-        run.remove()
         plan = retry
 
 

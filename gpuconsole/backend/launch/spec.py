@@ -45,6 +45,9 @@ LABEL_TOKEN_ENV = "gpuconsole.token-env"
 LABEL_VERSION = "gpuconsole.version"
 #: Defaults this launch did not get (left out or lowered to fit the host), for the details.
 LABEL_NOTES = "gpuconsole.notes"
+#: Which launch attempt made the container (``host/pid/start/nonce``): a launch that fails when
+#: the engine goes away finds (and a later one removes) what it left (launch.cleanup).
+LABEL_LAUNCH = "gpuconsole.launch"
 TOKEN_ENV = "JUPYTER_TOKEN"
 KEYS_ENV = "GPUCONSOLE_AUTHORIZED_KEYS"
 
