@@ -26,6 +26,7 @@ pytest_plugins = ["sshfixtures"]
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[Any]:
     import docker
+    import docker.errors
 
     try:
         client = docker.DockerClient(base_url=engine_url(), version="auto", timeout=30)
@@ -38,7 +39,9 @@ def docker_client() -> Iterator[Any]:
         )
     yield client
     for c in client.containers.list(all=True, filters={"label": TEST_LABEL}):
-        c.remove(force=True)
+        # Gone already, or being removed by its own test's teardown: either way, it goes.
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            c.remove(force=True)
     client.close()
 
 

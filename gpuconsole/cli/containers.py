@@ -117,6 +117,8 @@ def _cmd_ps(hosts: list[Host], args: argparse.Namespace) -> int:
             )
         )
         return status
+    if status and not rows and all(isinstance(r, BaseException) for r in results):
+        return status  # no host answered: a header over nothing would read as "no containers"
     several = len(hosts) > 1
     header = (
         *(("HOST",) if several else ()),

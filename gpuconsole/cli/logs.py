@@ -155,6 +155,16 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             raise GpuconsoleError(
                 f"the logs of {args.name!r} on {host.name!r} broke off: {exc or type(exc).__name__}"
             ) from None
+        if args.follow:
+            # A follow ends when the container exits — or when the engine went away under it,
+            # which must not read as a clean end.
+            end = logs.end()
+            if end.error or end.running:
+                why = end.error or "the container still runs"
+                raise GpuconsoleError(
+                    f"the logs of {args.name!r} on {host.name!r} broke off before the container "
+                    f"exited: {why}"
+                )
         return 0
     finally:
         close_all(hosts)

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 RELEVANT_EVENTS = frozenset(
     {
         *("create", "start", "restart", "die", "stop", "kill", "destroy", "pause"),
-        *("unpause", "rename", "update", "oom", "health_status", "reconnect"),
+        *("unpause", "rename", "update", "oom", "health_status", "reconnect", "disconnect"),
     }
 )
 

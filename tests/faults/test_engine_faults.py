@@ -447,3 +447,31 @@ def test_ps_on_a_socket_the_user_may_not_use(open_engine: PrivateEngine) -> None
     allowed = ps(docker_gid)
     assert allowed.returncode == 0, allowed.stderr
     assert "Traceback" not in allowed.stderr
+
+
+# -- logs -------------------------------------------------------------------------------------
+
+
+def test_logs_follow_cut_by_a_dead_engine_is_an_error_not_a_clean_end(
+    private_engine: PrivateEngine, faults: Faults
+) -> None:
+    """``logs -f`` ends 0 when the container exits; the engine dying under it must not look
+    the same (a script would take the output as whole)."""
+    name = unique("chatty")
+    api(private_engine).create_container(
+        TEST_IMAGE,
+        ["sh", "-c", "i=0; while true; do echo line $i; i=$((i+1)); sleep 0.2; done"],
+        name=name,
+        host_config=api(private_engine).create_host_config(network_mode="none"),
+    )
+    api(private_engine).start(name)
+    proc = gc_started(private_engine, "logs", "-f", name)
+    try:
+        read_until(proc, "line 3", timeout=60)
+        faults.kill()
+        out, err = finish(proc, timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert_clean_failure(out, err, proc.returncode)
+    assert "broke off" in err

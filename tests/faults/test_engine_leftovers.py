@@ -3,6 +3,7 @@ the rules for "abandoned", and a create whose answer was lost on the real engine
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -116,3 +117,46 @@ def test_a_create_whose_answer_was_lost_is_found_and_removed(
 
 def _line(p: LaunchProgress) -> str:
     return f"[{p.stage}] {p.message}"
+
+
+async def test_the_console_removes_what_a_failed_launch_left_and_says_so(
+    docker_client: Any,
+) -> None:
+    """A launch whose engine died between create and start left its container created; the
+    next console on that host removes it (once) and says which."""
+    from gpuconsole.ui.app import GpuconsoleApp
+
+    from support import host_at
+    from uihelpers import notifications, until
+
+    name = f"left-{uuid.uuid4().hex[:8]}"
+    left = docker_client.containers.create(
+        TEST_IMAGE,
+        ["sleep", "60"],
+        name=name,
+        network_mode="none",
+        labels={TEST_LABEL: "1", LABEL_LAUNCH: finished_process_tag(), LABEL_VARIANT: "plain"},
+    )
+    keep = docker_client.containers.create(  # created by hand: not the console's to remove
+        TEST_IMAGE, ["sleep", "60"], network_mode="none", labels={TEST_LABEL: "1"}
+    )
+    try:
+        app = GpuconsoleApp(host_at(), refresh_seconds=0.5)
+        async with app.run_test(size=(160, 40)) as pilot:
+            await until(
+                pilot,
+                lambda: any(name in n for n in notifications(app)),
+                timeout=20,
+                what="the clean-up notice",
+            )
+
+            def gone() -> bool:
+                return not docker_client.containers.list(all=True, filters={"name": name})
+
+            await until(pilot, gone, timeout=10, what="the left container removed")
+        keep.reload()
+        assert keep.status == "created"
+    finally:
+        for c in (left, keep):
+            with contextlib.suppress(Exception):
+                c.remove(force=True)

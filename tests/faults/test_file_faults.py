@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from gpuconsole.ui.screens.launch_form import LaunchForm
 
 from fakes import H100_RECORDING
 from support import TEST_IMAGE, host_at, run_cli
+from uihelpers import until
 
 CONFIG = (
     "# team settings — keep the comments\n"
@@ -36,17 +36,6 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     out = run_cli(*args, timeout=120)
     assert "Traceback" not in out.stderr, out.stderr
     return out
-
-
-async def until(
-    pilot: Any, cond: Callable[[], bool], timeout: float = 30.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or cond}")
 
 
 async def open_form(app: GpuconsoleApp, pilot: Any) -> LaunchForm:

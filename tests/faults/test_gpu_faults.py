@@ -29,6 +29,7 @@ from gpuconsole.ui.widgets.gpu_card import GpuCard
 
 from fakes import H100_RECORDING
 from support import host_at, run_cli
+from uihelpers import until
 
 STUB_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "bin"
 STUB = STUB_DIR / "nvidia-smi"
@@ -112,17 +113,6 @@ def wait_for(source: Any, ok: Callable[[GpuSnapshot], bool], timeout: float = 30
             return snap
         assert time.monotonic() < deadline, f"timed out; last snapshot: {snap}"
         time.sleep(0.02)
-
-
-async def until(
-    pilot: Any, cond: Callable[[], bool], timeout: float = 30.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or cond}")
 
 
 def plain(widget: Any) -> str:

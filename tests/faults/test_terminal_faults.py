@@ -4,8 +4,6 @@ tiny, and once it is big again the content is whole: the header, the rows, the g
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from textual.widgets import Input
@@ -19,20 +17,10 @@ from gpuconsole.ui.widgets.help_panel import HelpPanel
 
 from fakes import H100_RECORDING, SteppedReplay
 from support import host_at
+from uihelpers import until
 
 BIG = (140, 40)
 SIZES = [(20, 10), (1, 1)]  # tiny, absurd — then back
-
-
-async def until(
-    pilot: Any, cond: Callable[[], bool], timeout: float = 30.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or cond}")
 
 
 def screen_text(app: GpuconsoleApp) -> str:

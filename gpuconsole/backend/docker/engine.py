@@ -396,9 +396,11 @@ class _EventWatch:
     def _run(self) -> None:
         delay = 0.5
         while not self._closed.is_set():
+            connected = False
             try:
                 api = self._host._api()
                 self._stream = api.events(decode=True, filters={"type": "container"})
+                connected = True
                 delay = 0.5
                 # A reconnect may have missed events: tell the listener to refresh everything.
                 self._on_event("reconnect", "")
@@ -409,9 +411,15 @@ class _EventWatch:
                     self._on_event(action, str(event.get("id", "")))
             except Exception:
                 pass
+            if self._closed.is_set():
+                return
+            if connected:
+                # The stream broke (the engine stopped or restarted): say so now, once, rather
+                # than let the next refresh find out (it may be a long interval away).
+                self._on_event("disconnect", "")
             if self._closed.wait(delay):
                 return
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, 2.0)
 
     def close(self) -> None:
         self._closed.set()

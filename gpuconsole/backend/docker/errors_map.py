@@ -40,10 +40,29 @@ def unreachable(host: str, address: str, exc: BaseException, timeout: float) -> 
             "start the engine (sudo systemctl start docker) or set DOCKER_HOST / --docker-host "
             "to the engine's address"
         )
+    elif any(m in lowered for m in _CLOSED):
+        reason = "the engine closed the connection (it stopped or restarted)"
+        hint = "check the engine (systemctl status docker); the console retries by itself"
     else:
         reason = text.splitlines()[0] if text else type(exc).__name__
         hint = "check that the Docker engine is running and DOCKER_HOST is right"
     return HostUnreachable(host, address, reason, hint)
+
+
+#: How a connection the engine dropped mid-answer reads, across requests, urllib3 and http.client.
+_CLOSED = (
+    "connection aborted",
+    "remotedisconnected",
+    "connection reset",
+    "connection broken",
+    "incompleteread",
+    "broken pipe",
+)
+
+
+def _runtime_down(message: str) -> bool:
+    """dockerd answered, but its container runtime (containerd) did not."""
+    return "containerd.sock" in message or 'desc = "transport' in message
 
 
 def _explanation(exc: BaseException) -> str:
@@ -60,6 +79,7 @@ def engine_errors(
     """Run one engine call; re-raise anything it throws as a GpuconsoleError."""
     import docker.errors
     import requests.exceptions
+    import urllib3.exceptions
 
     try:
         yield
@@ -75,8 +95,18 @@ def engine_errors(
         message = what + _explanation(exc)
         if status == 409 or (status == 304):
             raise ActionRejected(message, status) from exc
+        if _runtime_down(message):
+            message = (
+                f"{what}the engine's container runtime (containerd) is not answering — dockerd "
+                "restarts it within about 10 s; try again then"
+            )
         raise DockerApiError(message, status) from exc
-    except (requests.exceptions.RequestException, docker.errors.DockerException, OSError) as exc:
+    except (
+        requests.exceptions.RequestException,
+        docker.errors.DockerException,
+        urllib3.exceptions.HTTPError,
+        OSError,
+    ) as exc:
         # Over SSH the connection may fail before HTTP does (host down, key not trusted):
         # that error says more than the transport's wrapper around it.
         from gpuconsole.backend.ssh.docker_api import open_error

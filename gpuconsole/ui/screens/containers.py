@@ -133,6 +133,8 @@ class ContainersScreen(Screen[None]):
         self.slow_since: dict[str, float] = {}
         #: The stale notes last drawn (host -> note): the ageing tick redraws only on a change.
         self._notes: dict[str, str] = {}
+        #: Hosts already swept for what failed launches left (once per session).
+        self._swept: set[str] = set()
         #: The pending table update that gathers a fleet's refreshes of one beat.
         self._flush: Timer | None = None
         #: The same for GPU samples: the hosts with news, whether any container's GPU use
@@ -247,6 +249,14 @@ class ContainersScreen(Screen[None]):
             late = fmt.waited(time.monotonic() - slow_since)
             self.notify(f"Docker engine at {where} answers again (after {late})", title="Engine")
         self._close_stopped_tunnels(name, message.snapshot)
+        if name not in self._swept and not self.read_only:
+            self._swept.add(name)
+            self.run_worker(
+                partial(self._sweep, self.by_name[name]),
+                thread=True,
+                group="sweep",
+                exit_on_error=False,
+            )
         if not self.seen():
             self._behind = True
         elif len(self.hosts) == 1:
@@ -254,6 +264,14 @@ class ContainersScreen(Screen[None]):
         elif self._flush is None:
             # A fleet's hosts refresh on the same beat: one table update for all of them.
             self._flush = self.set_timer(FLEET_COALESCE_S, self._show_table_now)
+
+    def _sweep(self, host: Host) -> None:
+        """Remove what failed launches left on the host (created, never started, their launch
+        over: an engine that died between create and start), once per host and session."""
+        from gpuconsole.backend.launch import remove_abandoned
+
+        for line in remove_abandoned(host.engine):
+            self.app.call_from_thread(self.notify, line, title="Cleaned up", timeout=10)
 
     def _show_table_now(self) -> None:
         self._flush = None

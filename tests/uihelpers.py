@@ -10,7 +10,7 @@ from textual.pilot import Pilot
 
 
 async def until(
-    pilot: Pilot[object], cond: Callable[[], bool], timeout: float = 15.0, what: str = ""
+    pilot: Pilot[object], cond: Callable[[], bool], timeout: float = 30.0, what: str = ""
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
