@@ -40,7 +40,8 @@ def unreachable(host: str, address: str, exc: BaseException, timeout: float) -> 
             "start the engine (sudo systemctl start docker) or set DOCKER_HOST / --docker-host "
             "to the engine's address"
         )
-    elif any(m in lowered for m in _CLOSED):
+    elif any(m in lowered for m in _CLOSED) and "on the remote host ended" not in lowered:
+        # (A remote `docker system dial-stdio` that failed says why: that text, below, wins.)
         reason = "the engine closed the connection (it stopped or restarted)"
         hint = "check the engine (systemctl status docker); the console retries by itself"
     else:
