@@ -12,13 +12,20 @@ nvidia-smi with 8 GPUs replaying one steady H100 reading at 350 W, 100 %, 20 GiB
 2. Cost: ``record --all-hosts`` over N SSH hosts x 8 GPUs at 1 Hz (10 x 8 = 80 GPUs): after 15 s
    to settle, the recorder's own CPU (/proc/PID/stat) over --seconds (target: <= 1 % of a core),
    its RSS, and how much the file grew, per GPU-day (page count x page size, WAL included).
+   The hosts' engine is a dockerd of the bench's own with a few idle containers (as a GPU host
+   has), not the shared dev engine: every test suite running beside the bench starts and
+   removes containers there all the time, and all N "hosts" would see every one of them, so the
+   figure would measure the neighbours' churn times N. ``--shared-engine`` measures against
+   the dev engine all the same (root and dockerd are needed for the bench's own; without them
+   the bench says so and uses the dev engine).
 3. The peer, in the same run and for as long: the usual way to log a fleet's GPUs, one
    ``ssh HOST nvidia-smi --query-gpu=... -lms 1000`` per host appending CSV to a file — the CPU
    of those ssh clients and the bytes logged per GPU-day (a CSV nothing can query by container).
 
-Every "remote" process (sshd, the stand-ins) runs on this machine and is not counted for either
-side. Prints one table; exits 1 if a target is missed. The container carries gpuconsole-bench=1
-and is removed at the end, with the sshd and the temporary directory.
+Every "remote" process (sshd, the stand-ins, the bench's dockerd) runs on this machine and is
+not counted for either side. Prints one table; exits 1 if a target is missed. The container
+carries gpuconsole-bench=1 and is removed at the end, with the sshd, the bench's dockerd and the
+temporary directory.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -42,6 +50,8 @@ UUID = (H100 / "nvidia-smi-apps-busy.csv").read_text().split(",")[-1].strip()
 WATTS = 350.0
 GPUS_PER_HOST = 8
 QUERY = "index,uuid,name,memory.used,memory.total,utilization.gpu,power.draw,temperature.gpu"
+#: Idle containers on the bench's own engine (what a GPU host runs beside its GPU jobs).
+QUIET_CONTAINERS = 4
 
 
 def say(text: str) -> None:
@@ -131,7 +141,100 @@ def accuracy(rig: Rig, tmp: Path, rows: list[list[object]]) -> None:
     )
 
 
-def cost(rig: Rig, tmp: Path, hosts: int, seconds: float, rows: list[list[object]]) -> None:
+class QuietEngine:
+    """A dockerd of the bench's own (its own network namespace, as tests/private_engine.py),
+    with the test image and a few idle containers: what the N hosts' engine looks like."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.socket = root / "docker.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def unusable() -> str | None:
+        if os.geteuid() != 0:
+            return "not root"
+        if not (shutil.which("dockerd") or Path("/usr/sbin/dockerd").exists()):
+            return "no dockerd"
+        if shutil.which("unshare") is None:
+            return "no unshare"
+        return None
+
+    def start(self, image: str, containers: int) -> None:
+        import docker
+
+        self.root.mkdir(parents=True)
+        log = (self.root / "dockerd.log").open("ab")
+        self.proc = subprocess.Popen(
+            [
+                *("unshare", "--net", shutil.which("dockerd") or "/usr/sbin/dockerd"),
+                *("--host", f"unix://{self.socket}", "--data-root", str(self.root / "data")),
+                *("--exec-root", str(self.root / "exec"), "--pidfile", str(self.root / "pid")),
+                *("--iptables=false", "--ip6tables=false"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                docker.APIClient(base_url=f"unix://{self.socket}", version="auto", timeout=2)
+                break
+            except Exception:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise SystemExit(f"the bench's dockerd did not start: {self.root}") from None
+                time.sleep(0.2)
+        save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+        subprocess.run(
+            ["docker", "-H", f"unix://{self.socket}", "load", "-q"],
+            stdin=save.stdout,
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
+        save.wait()
+        client = docker.DockerClient(base_url=f"unix://{self.socket}", version="auto")
+        try:
+            for i in range(containers):
+                client.containers.run(
+                    image,
+                    ["sleep", "86400"],
+                    name=f"idle-{i}",
+                    detach=True,
+                    network_mode="none",
+                    labels={LABEL: "1"},
+                )
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        import docker
+
+        try:  # removed first: dockerd would wait on each `sleep` to stop
+            client = docker.DockerClient(base_url=f"unix://{self.socket}", version="auto")
+            for c in client.containers.list(all=True):
+                c.remove(force=True)
+            client.close()
+        except Exception as exc:
+            say(f"removing the bench engine's containers failed: {exc}")
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def cost(
+    rig: Rig,
+    tmp: Path,
+    hosts: int,
+    seconds: float,
+    rows: list[list[object]],
+    engine: str,
+) -> None:
     names = [(f"h{i}", rig.port) for i in range(hosts)]
     config = rig.config("fleet", names)
     db = tmp / "fleet.sqlite"
@@ -186,6 +289,7 @@ def cost(rig: Rig, tmp: Path, hosts: int, seconds: float, rows: list[list[object
             cpu <= 1.0,
         ]
     )
+    rows.append(["  the engine behind every host", engine, "-", None])
     rows.append(["  RSS of the recorder", f"{rss:.0f} MiB", "-", None])
     rows.append(
         [
@@ -201,15 +305,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--hosts", type=int, default=10)
+    parser.add_argument(
+        "--shared-engine",
+        action="store_true",
+        help="cost against the dev engine (its containers and every test's churn, seen N times)",
+    )
     args = parser.parse_args()
     import docker
 
     client = docker.DockerClient(base_url=os.environ.get("DOCKER_HOST", ""), version="auto")
-    with tempfile.TemporaryDirectory(prefix="bench-record-") as tmpdir:
+    with tempfile.TemporaryDirectory(prefix="bench-record-", ignore_cleanup_errors=True) as tmpdir:
         tmp = Path(tmpdir)
         apps = tmp / "apps.csv"
+        image = os.environ.get("GPUCONSOLE_TEST_IMAGE", "gpuconsole-test/busybox:1")
+        quiet: QuietEngine | None = None
         held = client.containers.run(
-            os.environ.get("GPUCONSOLE_TEST_IMAGE", "gpuconsole-test/busybox:1"),
+            image,
             ["sleep", "3600"],
             name="gpcbench-held",
             detach=True,
@@ -229,9 +340,21 @@ def main() -> int:
             rows: list[list[object]] = []
             say("accuracy: 15 s of one host")
             accuracy(rig, tmp, rows)
+            why = "--shared-engine" if args.shared_engine else QuietEngine.unusable()
+            if why is None:
+                quiet = QuietEngine(tmp / "engine")
+                say(f"the hosts' engine: a dockerd of the bench's own, {QUIET_CONTAINERS} idle")
+                quiet.start(image, QUIET_CONTAINERS)
+                rig.socket_path = str(quiet.socket)
+                engine = f"the bench's own dockerd, {QUIET_CONTAINERS} idle containers"
+            else:
+                running = len(client.containers.list())
+                engine = f"the dev engine, shared ({running} running; {why})"
             say(f"cost: {args.hosts} hosts, {args.seconds:.0f} s each for the recorder and peer")
-            cost(rig, tmp, args.hosts, args.seconds, rows)
+            cost(rig, tmp, args.hosts, args.seconds, rows, engine)
         finally:
+            if quiet is not None:
+                quiet.stop()
             rig.stop()
             held.remove(force=True)
             client.close()

@@ -32,7 +32,7 @@ HOST_OWNER = ""
 IDLE_UTILIZATION_PERCENT = 5.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class GpuInterval:
     """One GPU over one sampling interval that ended at ``t``."""
 
@@ -50,7 +50,7 @@ class GpuInterval:
     temperature_c: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OwnerInterval:
     """One owner (container or host processes) on one GPU over one interval."""
 
@@ -119,22 +119,40 @@ class Meter:
         gpu_rows: list[GpuInterval] = []
         owner_rows: list[OwnerInterval] = []
         t = snapshot.timestamp
-        reserved = reserved or {}
+        # Who is on which GPU, worked out once per sample (not once per GPU): most GPUs of a
+        # fleet, most of the time, have nobody to share out and take the short way below.
+        memory_on: dict[int, dict[str, int | None]] = {}
+        for p in attribution.processes if attribution else ():
+            cid = p.container_id
+            if cid and running is not None and cid not in running:
+                continue  # stopped since the process list was taken
+            memory = memory_on.setdefault(p.process.gpu_index, {})
+            owner = cid or HOST_OWNER
+            used = p.process.used_memory_bytes
+            before = memory.get(owner)
+            memory[owner] = None if used is None and before is None else (before or 0) + (used or 0)
+        holders_on: dict[int, set[str]] = {}
+        for cid, indices in (reserved or {}).items():
+            for i in indices:
+                holders_on.setdefault(i, set()).add(cid)
+        last_of = self._last
+        max_gap = self.max_gap
+        host = self.host
         for gpu in snapshot.gpus:
-            if gpu.error is not None:
-                self._last.pop(gpu.uuid, None)  # a lost GPU: its next reading starts afresh
-                continue
             key = gpu.uuid or str(gpu.index)
-            last = self._last.get(key)
-            self._last[key] = _Last(t, gpu.power_w, gpu.energy_mj)
-            if last is None or not 0 < t - last.t <= self.max_gap:
+            if gpu.error is not None:
+                last_of.pop(key, None)  # a lost GPU: its next reading starts afresh
+                continue
+            last = last_of.get(key)
+            last_of[key] = _Last(t, gpu.power_w, gpu.energy_mj)
+            if last is None or not 0 < t - last.t <= max_gap:
                 continue
             dt = t - last.t
             energy = interval_energy(last, t, gpu.power_w, gpu.energy_mj)
             util = gpu.utilization_gpu_percent
             gpu_rows.append(
                 GpuInterval(
-                    self.host,
+                    host,
                     key,
                     gpu.index,
                     gpu.name,
@@ -148,38 +166,30 @@ class Meter:
                     gpu.temperature_c,
                 )
             )
-            owner_rows.extend(
-                self._owners(gpu.index, key, t, dt, energy, util, attribution, reserved, running)
-            )
+            on = memory_on.get(gpu.index)
+            holders = holders_on.get(gpu.index)
+            if on or holders:
+                owner_rows.extend(
+                    self._owners(key, t, dt, energy, util, on or {}, holders or set())
+                )
         return gpu_rows, owner_rows
 
     def _owners(
         self,
-        index: int,
         uuid: str,
         t: float,
         dt: float,
         energy: float,
         util: int | None,
-        attribution: GpuAttribution | None,
-        reserved: Mapping[str, Iterable[int]],
-        running: Collection[str] | None,
+        memory: Mapping[str, int | None],
+        holders: Collection[str],
     ) -> list[OwnerInterval]:
-        memory: dict[str, int | None] = {}
-        for p in attribution.processes if attribution else ():
-            if p.process.gpu_index != index:
-                continue
-            if p.container_id and running is not None and p.container_id not in running:
-                continue  # stopped since the process list was taken
-            owner = p.container_id or HOST_OWNER
-            used = p.process.used_memory_bytes
-            before = memory.get(owner)
-            memory[owner] = None if used is None and before is None else (before or 0) + (used or 0)
+        """The owners' rows of one GPU: ``memory`` (owner -> memory it uses there) splits the
+        GPU, ``holders`` are the containers that reserved it."""
         split = shares(memory)
-        holders = {cid for cid, indices in reserved.items() if index in set(indices)}
         busy = util is not None and util >= IDLE_UTILIZATION_PERCENT
         rows = []
-        for owner in sorted(set(split) | holders):
+        for owner in sorted(set(split) | set(holders)):
             share = split.get(owner, 0.0)
             holds = owner in holders
             idle = holds and (owner not in split or not busy)

@@ -127,9 +127,10 @@ def record(args: argparse.Namespace, settings: Settings) -> int:
         except ReplayError as exc:
             err(f"--gpu-replay: {exc}")
             return 1
-        live = LiveFigures()
+        live = None
         metrics_note = ""
         if args.metrics:
+            live = LiveFigures()
             from gpuconsole.accounting.metrics import serve_metrics
 
             bind, port = args.metrics
