@@ -187,12 +187,15 @@ def test_kill_9_mid_write_leaves_a_readable_recording(tmp_path: Path) -> None:
         committed = int(child.stdout.readline())
     child.send_signal(signal.SIGKILL)
     child.wait()
+    # The writer may have run ahead of our reading: what it said last is in the pipe.
+    said = [int(line) for line in child.stdout.read().split()]
+    committed = max([committed, *said])
     db = open_for_reading(path)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     batches = db.execute("SELECT count(*) FROM gpu_samples").fetchone()[0] // 2
     db.close()
     assert batches >= committed  # everything it said was committed is there (at most one more)
-    assert batches <= committed + 2
+    assert batches <= committed + 1
     Writer(path).close()  # the dead recorder's lock went with it
 
 
