@@ -10,9 +10,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
 
-import pytest
 from engine_faults import (
     QUICK_STOP,
     Faults,
@@ -32,15 +30,6 @@ from gpuconsole.ui.widgets.engine_down import EngineDown
 
 from private_engine import PrivateEngine
 from support import TEST_IMAGE, host_at
-
-
-@pytest.fixture
-def faults(private_engine: PrivateEngine) -> Iterator[Faults]:
-    f = Faults(private_engine)
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 def state_of(table: ContainersTable, name: str) -> str | None:

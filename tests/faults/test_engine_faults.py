@@ -48,16 +48,6 @@ from private_engine import PrivateEngine
 from support import TEST_IMAGE, host_at, wait_for
 
 
-@pytest.fixture
-def faults(private_engine: PrivateEngine) -> Iterator[Faults]:
-    """Signals for the private engine; whatever is frozen is thawed in teardown, always."""
-    f = Faults(private_engine)
-    try:
-        yield f
-    finally:
-        f.close()
-
-
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
