@@ -63,7 +63,13 @@ _CLOSED = (
 
 def _runtime_down(message: str) -> bool:
     """dockerd answered, but its container runtime (containerd) did not."""
-    return "containerd.sock" in message or 'desc = "transport' in message
+    # grpc's words for a runtime that is not there: dialing its socket failed, or the
+    # connection to it closed ("connection closed: unavailable").
+    return (
+        "containerd.sock" in message
+        or 'desc = "transport' in message
+        or message.rstrip().endswith(": unavailable")
+    )
 
 
 def _explanation(exc: BaseException) -> str:
