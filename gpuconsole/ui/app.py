@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from textual import events
 from textual.app import App
 from textual.driver import Driver
 from textual.screen import Screen
@@ -33,7 +34,7 @@ from gpuconsole.monitor.events import (
 from gpuconsole.monitor.fleet import Fleet
 from gpuconsole.monitor.gpu_view import GpuView
 from gpuconsole.settings.config import AlertSettings, load_alert_settings
-from gpuconsole.ui import alert_text
+from gpuconsole.ui import alert_text, gc_settle
 from gpuconsole.ui.messages import (
     AlertCommandError,
     AlertNotice,
@@ -46,6 +47,12 @@ from gpuconsole.ui.messages import (
 )
 from gpuconsole.ui.resources import stylesheet
 from gpuconsole.ui.screens.containers import ContainersScreen
+from gpuconsole.ui.widgets.help_panel import take_input
+
+#: Seconds after the first rows, and at the latest after start, to freeze what start-up made
+#: (ui/gc_settle.py): the first rows' own paint is done by then.
+SETTLE_AFTER_ROWS_S = 1.0
+SETTLE_LATEST_S = 10.0
 
 
 class GpuconsoleApp(App[int]):
@@ -101,6 +108,7 @@ class GpuconsoleApp(App[int]):
         self.containers_screen = ContainersScreen(
             self.hosts, self.fleet, read_only, with_gpus=with_gpus
         )
+        self._settle_armed = False
 
     def get_driver_class(self) -> type[Driver]:
         """Textual's own driver, except on a Linux/macOS terminal: one that sees Escape sooner
@@ -169,6 +177,18 @@ class GpuconsoleApp(App[int]):
 
         return changed
 
+    async def on_event(self, event: events.Event) -> None:
+        """An open help panel takes input first: it stays modal without taking the focus (see
+        widgets/help_panel.py for why)."""
+        if (
+            isinstance(event, events.InputEvent)
+            and not event.is_forwarded
+            and self._screen_stack
+            and take_input(self.screen, event)
+        ):
+            return
+        await super().on_event(event)
+
     def on_mount(self) -> None:
         for host in self.hosts:
             add = getattr(host.machine, "add_listener", None)
@@ -176,6 +196,8 @@ class GpuconsoleApp(App[int]):
                 add(self._link_listener(host.name))
         for warning in self.warnings:
             self.notify(warning, title="Config", severity="warning", timeout=15)
+        # After the first rows (on_snapshot_ready), else once start-up is surely over.
+        self.set_timer(SETTLE_LATEST_S, gc_settle.settle)
 
     # The containers screen owns the fleet's view; the app only routes to it — while the
     # screen's widgets exist (not before it is composed, not while the app shuts down).
@@ -186,6 +208,9 @@ class GpuconsoleApp(App[int]):
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
         if self._screen_ready():
             self.containers_screen.on_snapshot_ready(message)
+            if not self._settle_armed:
+                self._settle_armed = True
+                self.set_timer(SETTLE_AFTER_ROWS_S, gc_settle.settle)
 
     def on_host_down(self, message: HostDown) -> None:
         if self._screen_ready():

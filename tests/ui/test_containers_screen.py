@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import events
 from textual.widgets import Input, Static
 
 from gpuconsole.ui.app import GpuconsoleApp
@@ -166,6 +167,47 @@ async def test_details_mask_secrets(make_container, tmp_path) -> None:  # type: 
         await until(pilot, lambda: not isinstance(app.screen, DetailsScreen))
 
 
+async def test_details_of_the_row_the_cursor_rests_on_show_in_the_first_frame(
+    make_container,  # type: ignore[no-untyped-def]
+    monkeypatch,  # type: ignore[no-untyped-def]
+) -> None:
+    """Fetched while the cursor rests there, so enter shows them at once; then checked again,
+    so what changed since (here the container stopped) shows too."""
+    from gpuconsole.ui.screens import details as details_screen
+
+    drawn: list[str] = []  # the state in each drawing of the details body, in order
+    real = details_screen.render_details
+
+    def recording(d: Any) -> Any:
+        drawn.append(d.summary.state)
+        return real(d)
+
+    monkeypatch.setattr(details_screen, "render_details", recording)
+    c = make_container()
+    other = make_container()
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        t = table(app)
+        await until(pilot, lambda: {c.id, other.id} <= set(t.containers))
+        t.select_id(other.id)
+        t.select_id(c.id)
+        await pilot.pause(1.0)  # the cursor rests on c
+        c.stop(timeout=0)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        body = app.screen.query_one("#details-body", Static)
+        await until(pilot, lambda: "exited" in text_of(body), what="the stop, checked again")
+        # Drawn first from what was fetched ahead (never "Loading…"), then as it is now.
+        assert drawn == ["running", "exited"], drawn
+        await pilot.press("escape")
+        # A row the cursor never rested on: loaded when opened, as before.
+        t.select_id(other.id)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailsScreen))
+        body = app.screen.query_one("#details-body", Static)
+        await until(pilot, lambda: "running" in text_of(body), what="the other's details")
+
+
 async def test_read_only_refuses_and_says_so(make_container) -> None:  # type: ignore[no-untyped-def]
     c = make_container()
     app = make_app(read_only=True)
@@ -208,7 +250,8 @@ async def test_help_lists_the_keys() -> None:
         t = table(app)
         await pilot.press("question_mark")
         panel = app.screen.query_one(HelpPanel)
-        await until(pilot, lambda: panel.is_open and panel.has_focus)
+        # Opening it leaves the focus where it was (a focus change repaints the whole screen).
+        await until(pilot, lambda: panel.is_open and t.has_focus)
         text = text_of(panel)
         for key, words in (
             ("s", "Start"),
@@ -221,10 +264,32 @@ async def test_help_lists_the_keys() -> None:
         ):
             assert key in text and words in text
         # Modal for keys: a key of the screen beneath does nothing while help is open.
-        await pilot.press("g")
+        selected = t.selected_id
+        await pilot.press("g", "down", "x")
         assert isinstance(app.screen, ContainersScreen) and panel.is_open
+        assert t.selected_id == selected
         await pilot.press("escape")
         await until(pilot, lambda: not panel.is_open and t.has_focus)
+        # A click anywhere closes it and does nothing else: sent as the terminal driver sends it
+        # (Pilot.click skips the app's own event handling). The row is clicked once first, so
+        # a click reaching the table would be a second click on it, which opens its details.
+        x, y = t.region.x + 2, t.region.y + 3
+
+        async def click() -> None:
+            for kind in (events.MouseDown, events.MouseUp):
+                app.post_message(kind(None, x, y, 0, 0, 1, False, False, False, x, y))
+                await pilot.pause()
+
+        await click()
+        await pilot.pause(0.6)  # not a double click
+        clicked = t.selected_id
+        assert clicked is not None and isinstance(app.screen, ContainersScreen)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: panel.is_open)
+        await click()
+        await until(pilot, lambda: not panel.is_open)
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, ContainersScreen) and t.selected_id == clicked
 
 
 async def test_mouse_selects_a_row_and_opens_details(make_container) -> None:  # type: ignore[no-untyped-def]

@@ -135,6 +135,8 @@ async def test_details_show_the_shell_and_logs_keys(
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, DetailsScreen), what="details")
         await pilot.pause(0.5)
-        footer = " ".join(str(k.render()) for k in app.screen.query("FooterKey"))
+        from gpuconsole.ui.widgets.footer import QuietFooter
+
+        footer = app.screen.query_one(QuietFooter).keys_text
         assert "Logs" in footer
         assert ("Shell" in footer) is not read_only, footer

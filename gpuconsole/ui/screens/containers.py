@@ -15,22 +15,23 @@ from typing import TYPE_CHECKING, Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from gpuconsole.backend.errors import GpuconsoleError, ReadOnlyMode
 from gpuconsole.backend.hosts.host import Host
 from gpuconsole.backend.launch import LaunchResult
-from gpuconsole.backend.models import EngineState, HostSnapshot, HostStatus
+from gpuconsole.backend.models import ContainerDetails, EngineState, HostSnapshot, HostStatus
 from gpuconsole.monitor.alerts import Alert, AlertLog
 from gpuconsole.monitor.gpu_view import GpuView
 from gpuconsole.present import format as fmt
 from gpuconsole.ui.messages import HostDown, HostSlow, LinkChanged, PollFailed, SnapshotReady
 from gpuconsole.ui.screens.confirm import ConfirmScreen
 from gpuconsole.ui.screens.details import DetailsScreen
+from gpuconsole.ui.screens.quiet_focus import QuietFocusScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable, HostRows
 from gpuconsole.ui.widgets.engine_down import EngineDown
+from gpuconsole.ui.widgets.fast_table import FastTable
 from gpuconsole.ui.widgets.footer import QuietFooter
 from gpuconsole.ui.widgets.gpu_panel import GpuPanel
 from gpuconsole.ui.widgets.help_panel import HelpPanel
@@ -44,13 +45,18 @@ if TYPE_CHECKING:
 
 #: How long a fleet's table waits after one host's refresh for the others of the same beat.
 FLEET_COALESCE_S = 0.25
+#: The cursor rests this long on a row before its details are fetched ahead; fetched details
+#: are shown as they are for this long (then checked again by the details screen anyway).
+PREFETCH_AFTER_S = 0.2
+INSPECT_FRESH_S = 10.0
+PREFETCH_KEPT = 8
 #: Actions that change something; refused (with a message) in read-only mode.
 MUTATING = frozenset({"start", "stop", "restart", "remove"})
 #: Sessions that hand over the terminal: a shell can change anything, so read-only refuses.
 SESSIONS = frozenset({"shell", "host_shell", "open"})
 
 
-class ContainersScreen(Screen[None]):
+class ContainersScreen(QuietFocusScreen[None]):
     BINDINGS = [
         Binding("s", "start", "Start", tooltip="Start the selected container"),
         Binding("x", "stop", "Stop", tooltip="Stop the selected container"),
@@ -146,6 +152,10 @@ class ContainersScreen(Screen[None]):
         self.links: dict[str, Any] = {}
         self.gpu_views: dict[str, GpuView] = {}
         self.needle = ""
+        #: (host, container id) -> (when, its inspect): the rows the cursor rested on lately.
+        self._inspected: dict[tuple[str, str], tuple[float, ContainerDetails]] = {}
+        self._prefetch_timer: Timer | None = None
+        self._prefetched_key: str | None = None
         self.with_gpus = with_gpus
         self.pending_select: tuple[str, str] | None = None
         #: Data arrived while another screen covered this one: drawn when it shows again.
@@ -185,16 +195,20 @@ class ContainersScreen(Screen[None]):
         return [self.by_name[self.scope]] if self.scope else list(self.hosts)
 
     def compose(self) -> ComposeResult:
-        yield HostLine(id="hostline")
+        # What shows and hides over the rest comes first: Textual numbers the painting order
+        # of a screen's widgets from its last child back, so a widget shown or hidden at the
+        # end renumbers every other one, and a changed number repaints it (the whole screen
+        # for `?` or `/`, 24 KB to the terminal). Shown or hidden first, it renumbers nothing.
+        yield HelpPanel()
         yield Input(
             placeholder="filter by name or image — enter to keep, esc to clear", id="filter"
         )
+        yield HostLine(id="hostline")
         if self.with_gpus:
             yield GpuPanel(id="gpu-panel")
         yield ContainersTable(id="containers")
         yield EngineDown(id="engine-down")
         yield QuietFooter()
-        yield HelpPanel()
 
     @property
     def table(self) -> ContainersTable:
@@ -204,6 +218,7 @@ class ContainersScreen(Screen[None]):
         box = self.query_one("#filter", Input)
         box.display = False
         box.disabled = True  # hidden: it must not catch keys (focus falls back to the screen)
+        self.watch(box, "value", self._filter_changed, init=False)
         self.query_one(EngineDown).display = False
         self._refresh_host_line()
         self.table.focus()
@@ -338,6 +353,8 @@ class ContainersScreen(Screen[None]):
             idle = self._idle_alerts(host.name)
             parts.append(HostRows(host.name, snap, view.usage() if view else {}, stale, idle))
         self.table.apply(parts, self.needle, with_host=len(scope) > 1)
+        if self.table.selected_key != self._prefetched_key:  # the first rows, a filter
+            self._prefetch_soon()
         self.table.display = True
         self.query_one(EngineDown).display = False
 
@@ -543,7 +560,10 @@ class ContainersScreen(Screen[None]):
             self.notify(str(event.worker.error), title="Error", severity="error")
 
     def _refresh_host_line(self) -> None:
-        line = self.query_one(HostLine)
+        lines = self.query(HostLine)
+        if not lines:  # the screen is being torn down (a worker's last state change)
+            return
+        line = lines.first()
         if len(self.hosts) == 1:
             since = self.slow_since.get(self.host.name)
             waited = None if since is None else fmt.waited(time.monotonic() - since)
@@ -666,7 +686,48 @@ class ContainersScreen(Screen[None]):
         if not (sel := self._selected()):
             return
         host, cid, name = sel
-        self.app.push_screen(DetailsScreen(host, cid, name, read_only=self.read_only))
+        known = self._inspected.get((host.name, cid))
+        fresh = known[1] if known and time.monotonic() - known[0] < INSPECT_FRESH_S else None
+        self.app.push_screen(
+            DetailsScreen(host, cid, name, read_only=self.read_only, details=fresh)
+        )
+
+    # The details of the row the cursor rests on are fetched ahead, so `enter` shows them in
+    # its first frame (the screen then checks them again): an engine round trip and a second
+    # layout were most of what opening the details cost.
+    @on(FastTable.CursorMoved)
+    def _cursor_moved(self, _event: FastTable.CursorMoved) -> None:
+        self._prefetch_soon()
+
+    def _prefetch_soon(self) -> None:
+        self._prefetched_key = self.table.selected_key
+        if self._prefetch_timer is not None:
+            self._prefetch_timer.stop()
+        self._prefetch_timer = self.set_timer(PREFETCH_AFTER_S, self._prefetch)
+
+    def _prefetch(self) -> None:
+        self._prefetch_timer = None
+        selected = self.table.selected
+        if selected is None or not self.seen():
+            return
+        host, c = self.by_name[selected[0]], selected[1]
+        known = self._inspected.get((host.name, c.id))
+        if known and time.monotonic() - known[0] < INSPECT_FRESH_S / 2:
+            return
+
+        def fetch() -> None:
+            try:
+                details = host.engine.inspect(c.id)
+            except GpuconsoleError:
+                return  # the details screen will say why, if opened
+            self.app.call_from_thread(self._inspected_now, host.name, c.id, details)
+
+        self.run_worker(fetch, thread=True, group="prefetch", exclusive=True, exit_on_error=False)
+
+    def _inspected_now(self, host: str, cid: str, details: ContainerDetails) -> None:
+        self._inspected[(host, cid)] = (time.monotonic(), details)
+        while len(self._inspected) > PREFETCH_KEPT:
+            del self._inspected[next(iter(self._inspected))]
 
     def action_logs(self) -> None:
         if not (sel := self._selected()):
@@ -797,9 +858,13 @@ class ContainersScreen(Screen[None]):
         box.disabled = True
         self.table.focus()
 
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        self.needle = event.value
+    def _filter_changed(self, value: str) -> None:
+        """Watched on the box's value, not by its Changed message: the table and the header
+        change in the frame that shows the typed character, not in a second frame after it
+        (a message is handled after the frame; a watcher runs where the value is set)."""
+        if value == self.needle:
+            return
+        self.needle = value
         self._apply_table()
         self._refresh_host_line()
 

@@ -166,14 +166,20 @@ class DetailsScreen(ModalScreen[None]):
         name: str,
         launch: LaunchResult | None = None,
         read_only: bool = False,
+        details: ContainerDetails | None = None,
     ) -> None:
+        """``details``: what an inspect said lately, shown in the first frame (the screen then
+        inspects again and shows what changed)."""
         super().__init__()
+        self._details = details
+        self._reach_shown: Text | None = None
         self._host = host
         self._container_id = container_id
         self._name = name
         self.launch = self._tunnelled(launch)
         self._read_only = read_only
-        self._container_running: bool | None = None  # known once the details are loaded
+        #: Known once the details are loaded.
+        self._container_running = details.summary.running if details else None
 
     def _tunnelled(self, launch: LaunchResult | None) -> LaunchResult | None:
         """A remote launch's Jupyter URL through a local tunnel (the port is on the host's
@@ -202,7 +208,8 @@ class DetailsScreen(ModalScreen[None]):
             yield Static(f"Container {self._name}", id="details-title")
             yield Static(id="details-reach")
             yield Static(id="details-gpu")
-            yield Static("Loading…", id="details-body")
+            body = render_details(self._details) if self._details else "Loading…"
+            yield Static(body, id="details-body")
         yield QuietFooter()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -271,7 +278,9 @@ class DetailsScreen(ModalScreen[None]):
     def _show_reach(self) -> None:
         reach = self.query_one("#details-reach", Static)
         text = reach_text(self.launch, self._read_only) if self.launch else Text()
-        reach.update(text)
+        if text != self._reach_shown:  # an update lays the screen out again, even if equal
+            self._reach_shown = text
+            reach.update(text)
         reach.display = bool(text.plain)
         self.refresh_bindings()
 
@@ -328,6 +337,9 @@ class DetailsScreen(ModalScreen[None]):
         self.app.call_from_thread(self._show_reach)
 
     def _show(self, details: ContainerDetails) -> None:
+        if details == self._details:
+            return  # shown from the first frame: no second layout for the same text
+        self._details = details
         self.query_one("#details-body", Static).update(render_details(details))
         self._container_running = details.summary.running
         self.refresh_bindings()

@@ -25,13 +25,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.geometry import Region
-from textual.screen import Screen
 from textual.visual import VisualType
 from textual.widgets import Static
 
 from gpuconsole.backend.gpu import GpuSample
 from gpuconsole.monitor.gpu_view import GpuView, process_label
 from gpuconsole.present import format as fmt
+from gpuconsole.ui.screens.quiet_focus import QuietFocusScreen
 from gpuconsole.ui.widgets.diff_table import Cells, DiffTable
 from gpuconsole.ui.widgets.footer import QuietFooter
 from gpuconsole.ui.widgets.gpu_card import short_gpu_name
@@ -233,7 +233,7 @@ def _by_gpu_and_pid(cells: tuple[object, ...]) -> tuple[int, int]:
     return int(str(gpu)), int(str(pid))
 
 
-class GpuScreen(Screen[None]):
+class GpuScreen(QuietFocusScreen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("g", "app.pop_screen", "Containers", show=False),

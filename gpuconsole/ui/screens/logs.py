@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Input, Static
 from textual.worker import Worker
 
 from gpuconsole.backend.docker.logs import ContainerEnd, ContainerLogs, open_logs
+from gpuconsole.ui.screens.quiet_focus import QuietFocusScreen
 from gpuconsole.ui.widgets.footer import QuietFooter
 from gpuconsole.ui.widgets.help_panel import HelpPanel
 from gpuconsole.ui.widgets.log_lines import LineSplitter, LogLine, marker
@@ -174,7 +174,7 @@ def _safe(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", part).strip("._") or "container"
 
 
-class LogsScreen(Screen[None]):
+class LogsScreen(QuietFocusScreen[None]):
     BINDINGS = [
         Binding("slash", "search", "Search", tooltip="Search the lines (enter runs it)"),
         Binding("n", "next_match", "Next", tooltip="Next match (wraps around)"),
@@ -215,12 +215,12 @@ class LogsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         title = f"Logs: {self.container_name} on {self.host.name}"
+        yield HelpPanel(notes=())  # first: see ContainersScreen.compose
         yield Static(title, id="logs-title", markup=False)
         yield Input(placeholder="search — enter to find, esc to cancel", id="logs-search")
         yield LogView(self.bound, id="log-view")
         yield Static("", id="logs-status", markup=False)
         yield QuietFooter()
-        yield HelpPanel(notes=())
 
     @property
     def view(self) -> LogView:

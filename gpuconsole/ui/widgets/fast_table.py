@@ -104,6 +104,18 @@ class FastTable(ScrollView, can_focus=True):
     }
     """
 
+    class CursorMoved(Message):
+        """The cursor is on another row (keys or a click)."""
+
+        def __init__(self, table: FastTable, row_key: str) -> None:
+            super().__init__()
+            self.table = table
+            self.row_key = row_key
+
+        @property
+        def control(self) -> FastTable:
+            return self.table
+
     class RowSelected(Message):
         """Enter on the cursor row, or a click on the row the cursor is already on."""
 
@@ -130,6 +142,7 @@ class FastTable(ScrollView, can_focus=True):
         self._cursor = 0
         #: Set between a focus change and Textual's whole-widget repaint that follows it.
         self._quiet = False
+        self._sized_for: tuple[Size, Size, Size] | None = None
         #: The content width at the last paint (a full repaint follows any resize).
         self._width = 0
         #: Row strips built so far: what a repaint cost (tests and benches read it).
@@ -229,6 +242,7 @@ class FastTable(ScrollView, can_focus=True):
             old, self._cursor = self._cursor, row
             self.refresh_line(old + 1)
             self.refresh_line(row + 1)
+            self.post_message(self.CursorMoved(self, self._order[row]))
         if scroll:
             self._scroll_to_cursor()
 
@@ -292,6 +306,20 @@ class FastTable(ScrollView, can_focus=True):
 
     def _end_quiet(self) -> None:
         self._quiet = False
+
+    def _size_updated(
+        self, size: Size, virtual_size: Size, container_size: Size, layout: bool = True
+    ) -> bool:
+        """Textual calls this after every layout of the screen. A ScrollView compares the
+        compositor's virtual size (the visible area) with its own (rows x widths), finds them
+        unequal every time and repaints its scrollbar: 48 lines and 1.8 KB to the terminal
+        for every layout anywhere (opening the help, the filter). Here that happens only when
+        the size or the table's own virtual size changed."""
+        key = (size, self.virtual_size, container_size)
+        if key == self._sized_for:
+            return False
+        self._sized_for = key
+        return super()._size_updated(size, virtual_size, container_size, layout)
 
     def refresh(
         self,

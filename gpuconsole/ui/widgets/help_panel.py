@@ -5,16 +5,24 @@ beneath to tint it, then again on the way back (p95 171 ms for `?` / esc with 11
 in tmux). Drawn on its own layer, showing it paints its box and closing it repaints the lines
 it covered from what the widgets beneath already hold. It stays modal for keys: while it is open
 every key stops here (esc, `?` or q close it), so nothing beneath acts.
+
+It never takes the focus: a focus change restyles the focused widget, its scrollbars and the
+screen itself, which Textual answers with a repaint of the whole screen (two of them per `?`,
+20-45 ms each with 100 rows). Instead the app hands it keys and mouse presses first while it
+is open (`take`, called from the app's ``on_event``).
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
-from textual.widget import Widget
+from textual.geometry import Region
+from textual.screen import Screen
+from textual.strip import Strip
 from textual.widgets import Static
 
 #: Keys that close the panel (Textual's names).
@@ -28,6 +36,22 @@ SHELL_NOTE = (
 )
 MOUSE_NOTE = "Mouse: click a row to select it, click it again for details."
 READ_ONLY_NOTE = "Read-only mode: start, stop, restart, remove and shells are disabled."
+
+#: The panel open on each screen (at most one per screen).
+_OPEN: weakref.WeakKeyDictionary[Screen[object], HelpPanel] = weakref.WeakKeyDictionary()
+#: Screens where a mouse press closed the panel: its release stops too (else Textual would make
+#: a click of it on whatever was pressed before the panel opened).
+_RELEASE_PENDING: weakref.WeakSet[Screen[object]] = weakref.WeakSet()
+
+
+def take_input(screen: Screen[object], event: events.Event) -> bool:
+    """True if an open help panel on ``screen`` takes ``event`` (the app then does nothing
+    else with it). One dictionary lookup per input event while no panel is open."""
+    if screen in _RELEASE_PENDING and isinstance(event, events.MouseUp):
+        _RELEASE_PENDING.discard(screen)
+        return True
+    panel = _OPEN.get(screen)
+    return panel is not None and panel.take(event)
 
 
 def key_label(key: str) -> str:
@@ -62,7 +86,7 @@ def help_text(bindings: Sequence[BindingType], read_only: bool, notes: Sequence[
     return text
 
 
-class HelpPanel(Static, can_focus=True):
+class HelpPanel(Static):
     DEFAULT_CSS = f"""
     HelpPanel {{
         layer: overlay;
@@ -80,7 +104,8 @@ class HelpPanel(Static, can_focus=True):
         super().__init__("", id="help", markup=False)
         self.notes = tuple(notes)
         self._shown_for: object = None
-        self._focus_before: Widget | None = None
+        self._lines: list[Strip] = []
+        self._lines_key: object = None
 
     @property
     def is_open(self) -> bool:
@@ -92,17 +117,41 @@ class HelpPanel(Static, can_focus=True):
             self._shown_for = key
             self.update(help_text(bindings, read_only, self.notes))
         self._place()
-        self._focus_before = self.screen.focused
         self.display = True
-        self.focus()
+        _OPEN[self.screen] = self
 
     def close(self) -> None:
         if not self.display:
             return
         self.display = False
-        before, self._focus_before = self._focus_before, None
-        if before is not None and before.is_attached and before.focusable:
-            before.focus()
+        if _OPEN.get(self.screen) is self:
+            del _OPEN[self.screen]
+
+    def take(self, event: events.Event) -> bool:
+        """An input event while the panel is open: True if it stops here. Keys stop here (esc,
+        `?` and q close it) except ctrl keys (quit, the command palette); a mouse press
+        anywhere closes it and stops, with its release."""
+        if isinstance(event, events.Key):
+            if event.key.startswith("ctrl+"):
+                return False
+            if event.key in CLOSE_KEYS:
+                self.close()
+            return True
+        if isinstance(event, events.MouseDown):
+            _RELEASE_PENDING.add(self.screen)
+            self.close()
+            return True
+        return False
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """The box's lines as drawn last time while nothing it shows changed: showing or hiding
+        a widget makes Textual drop its lines, and drawing these again through Rich was half
+        of what `?` cost."""
+        key = (crop, self.size, self._shown_for, self.app.theme, self.screen.is_current)
+        if key != self._lines_key:
+            self._lines = super().render_lines(crop)
+            self._lines_key = key
+        return self._lines
 
     def on_mount(self) -> None:
         self.screen.screen_layout_refresh_signal.subscribe(self, self._placed)
@@ -120,18 +169,3 @@ class HelpPanel(Static, can_focus=True):
         offset = (max(0, (screen.width - width) // 2), max(0, (screen.height - lines) // 2))
         if (self.styles.offset.x.value, self.styles.offset.y.value) != offset:
             self.styles.offset = offset
-
-    def on_key(self, event: events.Key) -> None:
-        event.stop()
-        event.prevent_default()
-        if event.key in CLOSE_KEYS:
-            self.close()
-
-    def on_click(self, event: events.Click) -> None:
-        event.stop()
-        self.close()
-
-    def on_blur(self, _event: events.Blur) -> None:
-        """A click elsewhere moved the focus away: the help is done."""
-        self.display = False
-        self._focus_before = None
