@@ -208,6 +208,31 @@ async def test_details_of_the_row_the_cursor_rests_on_show_in_the_first_frame(
         await until(pilot, lambda: "running" in text_of(body), what="the other's details")
 
 
+async def test_details_opened_again_for_another_container_show_that_one(
+    make_container,  # type: ignore[no-untyped-def]
+) -> None:
+    """One details screen serves every container: each opening shows its own, whole."""
+    first = make_container(environment={"WHO": "first"})
+    second = make_container(environment={"WHO": "second"})
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        t = table(app)
+        await until(pilot, lambda: {first.id, second.id} <= set(t.containers))
+        for c, who, other in (
+            (first, "WHO=first", "WHO=second"),
+            (second, "WHO=second", "WHO=first"),
+        ):
+            t.select_id(c.id)
+            await pilot.press("enter")
+            await until(pilot, lambda: isinstance(app.screen, DetailsScreen), what="details")
+            title = app.screen.query_one("#details-title", Static)
+            body = app.screen.query_one("#details-body", Static)
+            await until(pilot, lambda: who in text_of(body), what=who)  # noqa: B023
+            assert c.name in text_of(title) and other not in text_of(body)
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, ContainersScreen), what="back")
+
+
 async def test_read_only_refuses_and_says_so(make_container) -> None:  # type: ignore[no-untyped-def]
     c = make_container()
     app = make_app(read_only=True)

@@ -156,6 +156,7 @@ class ContainersScreen(QuietFocusScreen[None]):
         self._inspected: dict[tuple[str, str], tuple[float, ContainerDetails]] = {}
         self._prefetch_timer: Timer | None = None
         self._prefetched_key: str | None = None
+        self._details_screen: DetailsScreen | None = None
         self.with_gpus = with_gpus
         self.pending_select: tuple[str, str] | None = None
         #: Data arrived while another screen covered this one: drawn when it shows again.
@@ -688,9 +689,17 @@ class ContainersScreen(QuietFocusScreen[None]):
         host, cid, name = sel
         known = self._inspected.get((host.name, cid))
         fresh = known[1] if known and time.monotonic() - known[0] < INSPECT_FRESH_S else None
-        self.app.push_screen(
-            DetailsScreen(host, cid, name, read_only=self.read_only, details=fresh)
-        )
+        screen = self._details_screen
+        if screen is None:
+            screen = DetailsScreen(host, cid, name, read_only=self.read_only, details=fresh)
+            # Installed: kept (not removed) when closed, and shown again for the next one.
+            self.app.install_screen(screen, name=f"details-{id(self)}")
+            self._details_screen = screen
+        elif screen in self.app.screen_stack:
+            return
+        else:
+            screen.show_container(host, cid, name, fresh)
+        self.app.push_screen(screen)
 
     # The details of the row the cursor rests on are fetched ahead, so `enter` shows them in
     # its first frame (the screen then checks them again): an engine round trip and a second

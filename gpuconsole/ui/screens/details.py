@@ -176,15 +176,37 @@ class DetailsScreen(ModalScreen[None]):
         self._host = host
         self._container_id = container_id
         self._name = name
-        self.launch = self._tunnelled(launch)
+        self.launch = self._tunnelled(host, container_id, launch)
         self._read_only = read_only
         #: Known once the details are loaded.
         self._container_running = details.summary.running if details else None
 
-    def _tunnelled(self, launch: LaunchResult | None) -> LaunchResult | None:
+    def show_container(
+        self, host: Host, container_id: str, name: str, details: ContainerDetails | None = None
+    ) -> None:
+        """Point this screen at another container before it is shown again. The containers
+        screen keeps one details screen and shows it for every container: composing and
+        mounting a new one, then laying it out twice as its widgets got their sizes, was most
+        of what `enter` cost (some 45 ms before its first frame)."""
+        self._host, self._container_id, self._name = host, container_id, name
+        self.launch = None
+        self._details = details
+        self._container_running = details.summary.running if details else None
+        if not self.is_mounted:
+            return
+        self.query_one("#details-title", Static).update(f"Container {name}")
+        self.query_one("#details-gpu", Static).display = False
+        body = render_details(details) if details else "Loading…"
+        self.query_one("#details-body", Static).update(body)
+        self._show_reach()
+        self.query_one("#details", VerticalScroll).scroll_home(animate=False, immediate=True)
+
+    def _tunnelled(
+        self, host: Host, container_id: str, launch: LaunchResult | None
+    ) -> LaunchResult | None:
         """A remote launch's Jupyter URL through a local tunnel (the port is on the host's
         loopback): opened once per container and port, same local port while it runs."""
-        if launch is None or self._host.is_local or not launch.url:
+        if launch is None or host.is_local or not launch.url:
             return launch
         import dataclasses
         from urllib.parse import urlsplit
@@ -193,7 +215,7 @@ class DetailsScreen(ModalScreen[None]):
         if remote_port is None:
             return launch
         try:
-            tunnel = self._host.tunnels.open(f"{self._container_id}:{remote_port}", remote_port)
+            tunnel = host.tunnels.open(f"{container_id}:{remote_port}", remote_port)
         except OSError:
             return launch
         url = launch.url.replace(f":{remote_port}/", f":{tunnel.local_port}/", 1)
@@ -204,11 +226,18 @@ class DetailsScreen(ModalScreen[None]):
         return self._target()
 
     def compose(self) -> ComposeResult:
+        # Everything in its first state here, not set after mounting: each change after the
+        # mount is one more layout of the screen before its first frame.
+        reach_shown = self._reach_shown = self._reach()
+        body = render_details(self._details) if self._details else "Loading…"
         with VerticalScroll(id="details"):
             yield Static(f"Container {self._name}", id="details-title")
-            yield Static(id="details-reach")
-            yield Static(id="details-gpu")
-            body = render_details(self._details) if self._details else "Loading…"
+            reach = Static(reach_shown, id="details-reach")
+            reach.display = bool(reach_shown.plain)
+            yield reach
+            gpu = Static(id="details-gpu")
+            gpu.display = False  # until a recording says something
+            yield gpu
             yield Static(body, id="details-body")
         yield QuietFooter()
 
@@ -277,18 +306,25 @@ class DetailsScreen(ModalScreen[None]):
 
     def _show_reach(self) -> None:
         reach = self.query_one("#details-reach", Static)
-        text = reach_text(self.launch, self._read_only) if self.launch else Text()
+        text = self._reach()
         if text != self._reach_shown:  # an update lays the screen out again, even if equal
             self._reach_shown = text
             reach.update(text)
         reach.display = bool(text.plain)
         self.refresh_bindings()
 
-    def on_mount(self) -> None:
-        self._show_reach()
-        self.query_one("#details-gpu", Static).display = False
+    def _reach(self) -> Text:
+        return reach_text(self.launch, self._read_only) if self.launch else Text()
+
+    def on_screen_resume(self) -> None:
+        """Shown (first, again for another container, or back from a screen above): what
+        the engine and the recording say now."""
         self._load()
         self._load_gpu_history()
+
+    def _showing(self) -> tuple[str, str]:
+        """Which container the screen shows now: a worker's answer for another is dropped."""
+        return (self._host.name, self._container_id)
 
     @work(thread=True, exclusive=True, group="details-gpu", exit_on_error=False)
     def _load_gpu_history(self) -> None:
@@ -297,24 +333,28 @@ class DetailsScreen(ModalScreen[None]):
         from gpuconsole.accounting.report import usage
         from gpuconsole.accounting.store import RecordingError, open_for_reading, recording_path
 
+        target = self._showing()
+        host, container_id = target
         try:
             db = open_for_reading(recording_path())
         except RecordingError:
             return  # no recording: nothing to show, nothing to say
         try:
-            history = container_history(db, self._host.name, self._container_id, 60)
+            history = container_history(db, host, container_id, 60)
             if history is None:
                 return
             mine = [
                 r
-                for r in usage(db, since=0, by="container", host=self._host.name)
-                if r.container_id == self._container_id
+                for r in usage(db, since=0, by="container", host=host)
+                if r.container_id == container_id
             ]
         finally:
             db.close()
-        self.app.call_from_thread(self._show_gpu_history, gpu_history_text(history, mine))
+        self.app.call_from_thread(self._show_gpu_history, target, gpu_history_text(history, mine))
 
-    def _show_gpu_history(self, text: Text) -> None:
+    def _show_gpu_history(self, target: tuple[str, str], text: Text) -> None:
+        if target != self._showing():
+            return
         panel = self.query_one("#details-gpu", Static)
         panel.update(text)
         panel.display = True
@@ -323,26 +363,33 @@ class DetailsScreen(ModalScreen[None]):
     def _load(self) -> None:
         from gpuconsole.backend.launch import describe_launch
 
+        target = self._showing()
+        host, container_id, launch = self._host, self._container_id, self.launch
         try:
-            details = self._host.engine.inspect(self._container_id)
-            if self.launch is None and details.summary.variant in ("jupyter", "ssh"):
+            details = host.engine.inspect(container_id)
+            if launch is None and details.summary.variant in ("jupyter", "ssh"):
                 # The engine is the source of truth: URL and ssh command come from its labels.
-                self.launch = self._tunnelled(
-                    describe_launch(self._host.engine, self._container_id)
+                launch = self._tunnelled(
+                    host, container_id, describe_launch(host.engine, container_id)
                 )
         except GpuconsoleError as exc:
-            self.app.call_from_thread(self._show_error, str(exc))
+            self.app.call_from_thread(self._show_error, target, str(exc))
             return
-        self.app.call_from_thread(self._show, details)
-        self.app.call_from_thread(self._show_reach)
+        self.app.call_from_thread(self._show, target, details, launch)
 
-    def _show(self, details: ContainerDetails) -> None:
-        if details == self._details:
-            return  # shown from the first frame: no second layout for the same text
-        self._details = details
-        self.query_one("#details-body", Static).update(render_details(details))
+    def _show(
+        self, target: tuple[str, str], details: ContainerDetails, launch: LaunchResult | None
+    ) -> None:
+        if target != self._showing():
+            return
+        self.launch = launch
         self._container_running = details.summary.running
-        self.refresh_bindings()
+        if details != self._details:  # else shown from the first frame: no second layout
+            self._details = details
+            self.query_one("#details-body", Static).update(render_details(details))
+        self._show_reach()
 
-    def _show_error(self, message: str) -> None:
+    def _show_error(self, target: tuple[str, str], message: str) -> None:
+        if target != self._showing():
+            return
         self.query_one("#details-body", Static).update(Text(message, style="red"))
