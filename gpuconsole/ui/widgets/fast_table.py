@@ -298,11 +298,22 @@ class FastTable(ScrollView, can_focus=True):
     def _on_blur(self, _event: events.Blur) -> None:
         self._skip_repaint()
 
-    def _skip_repaint(self) -> None:
-        """Textual's focus handlers (run right after these) repaint the whole widget; a focus
-        change here only changes the cursor's look, which notify_style_update repaints."""
+    def focus(self, scroll_visible: bool = True) -> Self:
+        """Textual's focus() repaints the whole widget before the focus moves (see below)."""
         self._quiet = True
-        self.call_later(self._end_quiet)
+        try:
+            return super().focus(scroll_visible)
+        finally:
+            self._quiet = False
+
+    def _skip_repaint(self) -> None:
+        """Textual's focus handlers (run right after these, in the same message) repaint the
+        whole widget; a focus change here only changes the cursor's look, which
+        notify_style_update repaints. Quiet only until that message is handled: a repaint
+        asked for by anything else (the rows caught up after a screen above closed) goes
+        through."""
+        self._quiet = True
+        self.call_next(self._end_quiet)
 
     def _end_quiet(self) -> None:
         self._quiet = False
@@ -329,7 +340,8 @@ class FastTable(ScrollView, can_focus=True):
         recompose: bool = False,
     ) -> Self:
         if self._quiet and not (regions or layout or recompose):
-            self._quiet = False
+            # Every whole-table repaint of the focus change, not just the first: Textual's
+            # style pass asks for one before its focus handler asks again.
             return self
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
@@ -345,7 +357,7 @@ class FastTable(ScrollView, can_focus=True):
         if (old["even-row"], old["odd-row"]) != (new["even-row"], new["odd-row"]):
             self._strips.clear()
             self._header = None
-            self.refresh()
+            super().refresh()  # every row looks different: not a repaint to skip
             return
         if old["header"] != new["header"]:
             self._header = None
