@@ -165,15 +165,23 @@ class QuietFooter(Widget):
         for shown in self._keys:
             put(shown)
         if self._palette is not None:
-            # Always shown, on the right; the keys give way to it (Textual's footer too).
-            tail = 2 + Text(self._palette.display + self._palette.description).cell_len + 2
+            # Always shown, on the right, compact as Textual draws it ("▏^p palette "); the
+            # keys give way to it.
+            palette = self._palette
+            tail = 1 + Text(f"{palette.display} {palette.description} ").cell_len
             room = max(0, self.size.width - tail)
             if line.cell_len > room:
                 line.truncate(room)
                 placed = [p._replace(end=min(p.end, room)) for p in placed if p.start < room]
             line.append(" " * (room - line.cell_len))
             line.append(SEPARATOR, self.get_component_rich_style("footer--separator"))
-            put(self._palette)
+            start = line.cell_len
+            extra = hover_style if palette == self._hover else None
+            line.append(palette.display, key_style + extra if extra else key_style)
+            described = description_style + extra if extra else description_style
+            line.append(f" {palette.description}", described)
+            line.append(" ")
+            placed.append(Placed(start, line.cell_len, palette))
         self._placed = placed
         return line
 
