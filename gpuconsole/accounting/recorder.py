@@ -7,7 +7,9 @@ a thread waking up can cost more than the sample it takes:
   meters it and, where ``[alerts]`` are on, judges it; then commits everything the round
   sampled, for all hosts, in one transaction — so a ``kill -9`` loses at most the last
   interval. No history and no view of the whole host per sample: the console's monitor keeps
-  those for drawing.
+  those for drawing. Over SSH the round also reads each host's nvidia-smi stream as it samples
+  it (``gpuconsole record`` opens its hosts with ``gpu_read_in_sample``): no reader thread per
+  host woken by every round of readings.
 * A host's first sample (which connects) runs in a thread of its own, so hosts join the round
   as they answer; a host whose sample keeps the round waiting (a stream restarting over a hung
   link) is left to a thread of its own by a guard, and a new round goes on with the others —

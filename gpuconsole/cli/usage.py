@@ -110,10 +110,11 @@ def record(args: argparse.Namespace, settings: Settings) -> int:
     hosts = []
     server = None
     try:
-        options = settings.ssh
-        if args.accept_new_host_key:
-            import dataclasses
+        import dataclasses
 
+        # Nobody sees a host's latency here: a host whose stream brings readings is not probed.
+        options = dataclasses.replace(settings.ssh, latency_probes=False)
+        if args.accept_new_host_key:
             options = dataclasses.replace(options, accept_new_host_key=True)
         try:
             hosts = open_hosts(
@@ -123,6 +124,8 @@ def record(args: argparse.Namespace, settings: Settings) -> int:
                 gpu_replay=args.gpu_replay,
                 gpu_interval=args.interval,
                 on_unknown_key=None,
+                # The round reads every host's stream in turn: no reader thread per host.
+                gpu_read_in_sample=True,
             )
         except ReplayError as exc:
             err(f"--gpu-replay: {exc}")

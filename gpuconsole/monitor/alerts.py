@@ -44,7 +44,7 @@ from gpuconsole.backend.gpu.models import GpuSample, GpuSnapshot, GpuSourceState
 from gpuconsole.settings.config import AlertSettings
 
 if TYPE_CHECKING:
-    from gpuconsole.backend.gpu import ContainerGpuUsage
+    from gpuconsole.backend.gpu import ContainerGpuUsage, GpuAttribution
     from gpuconsole.backend.models import HostSnapshot
     from gpuconsole.monitor.gpu_view import GpuView
 
@@ -203,6 +203,10 @@ class AlertTracker:
         #: GPU uuid -> (index, name) of every GPU seen on this host.
         self._seen: dict[str, tuple[int, str]] = {}
         self._containers: HostSnapshot | None = None
+        #: ``_container_maps`` of the last containers refresh judged.
+        self._maps: tuple[HostSnapshot, tuple[dict[str, str], dict[str, str], set[str]]] | None = (
+            None
+        )
         self._last: float | None = None
         self._lock = threading.Lock()
         self._log = AlertLog(history_limit)
@@ -332,6 +336,8 @@ class AlertTracker:
             holding = bool(self._seen) or "mismatch" in (snapshot.error or "").lower()
         else:
             holding = False
+            if (AlertKind.DRIVER, "") not in self._tracks:
+                return  # the usual sample: nothing raised, nothing to raise
         what = "stalled" if state is GpuSourceState.STALE else "unavailable"
         reason = snapshot.error or state.value
         self._step(
@@ -357,6 +363,8 @@ class AlertTracker:
             uuid = gpu.uuid or f"#{gpu.index}"
             present.add(uuid)
             self._seen[uuid] = (gpu.index, gpu.name)
+            if self._quiet(gpu, uuid):
+                continue
             self._lost(uuid, gpu.index, gpu.name, gpu.error, now, out)
             answered = gpu.error is None
             self._temperature(view, gpu, uuid, answered, now, out)
@@ -364,6 +372,27 @@ class AlertTracker:
         for uuid, (index, name) in self._seen.items():
             if uuid not in present:
                 self._lost(uuid, index, name, "missing from the readings", now, out)
+
+    def _quiet(self, gpu: GpuSample, uuid: str) -> bool:
+        """The usual sample: a GPU that answers, under both limits, with nothing raised or
+        counting for it. The three rules would leave it as it is (a GPU that answers has nothing
+        to lose, a reading under its limit raises nothing), so they are skipped: they were most
+        of what judging a quiet 8-GPU host's sample cost the recorder."""
+        tracks = self._tracks
+        settings = self.settings
+        return (
+            gpu.error is None
+            and (
+                not tracks
+                or (
+                    (AlertKind.GPU_LOST, uuid) not in tracks
+                    and (AlertKind.TEMPERATURE, uuid) not in tracks
+                    and (AlertKind.MEMORY, uuid) not in tracks
+                )
+            )
+            and _under(gpu.temperature_c, settings.temperature_c)
+            and _under(_memory_percent(gpu), settings.memory_percent)
+        )
 
     def _lost(
         self, uuid: str, index: int, name: str, error: str | None, now: float, out: list[Alert]
@@ -409,8 +438,7 @@ class AlertTracker:
     def _memory(
         self, view: GpuView, gpu: GpuSample, uuid: str, answered: bool, now: float, out: list[Alert]
     ) -> None:
-        fraction = gpu.memory_fraction if answered else None
-        percent = None if fraction is None else round(fraction * 100, 1)
+        percent = _memory_percent(gpu) if answered else None
         where = f"GPU {gpu.index} on {self.host}"
         self._threshold(
             AlertKind.MEMORY,
@@ -478,10 +506,10 @@ class AlertTracker:
         attribution = view.attribution
         if containers is None or attribution is None:
             return  # who is who is not known yet: live alerts stay, nothing new
+        if self._no_container_subject(attribution):
+            return
         usages = {u.container_id: u for u in attribution.containers}
-        names = {c.id: c.name for c in containers.containers}
-        images = {c.id: c.image for c in containers.containers}
-        running = {c.id for c in containers.containers if c.running}
+        names, images, running = self._container_maps(containers)
         utilization = {
             g.index: g.utilization_gpu_percent for g in view.snapshot.gpus if g.error is None
         }
@@ -507,6 +535,31 @@ class AlertTracker:
         }
         for cid in unreserved | set(self._tracked(AlertKind.UNRESERVED_USE)):
             self._unreserved(cid, usages.get(cid), cid in unreserved, who(cid), now, out)
+
+    def _container_maps(
+        self, containers: HostSnapshot
+    ) -> tuple[dict[str, str], dict[str, str], set[str]]:
+        """Names and images by container id, and the running ones: worked out once per
+        containers refresh (a host's hundred containers), not once per GPU sample."""
+        cached = self._maps
+        if cached is not None and cached[0] is containers:
+            return cached[1]
+        listed = containers.containers
+        maps = (
+            {c.id: c.name for c in listed},
+            {c.id: c.image for c in listed},
+            {c.id for c in listed if c.running},
+        )
+        self._maps = (containers, maps)
+        return maps
+
+    def _no_container_subject(self, attribution: GpuAttribution) -> bool:
+        """No container runs anything on a GPU and none is tracked: both container rules have
+        nothing to judge (the usual sample of a host without GPU containers)."""
+        return not attribution.containers and not any(
+            kind is AlertKind.IDLE_RESERVATION or kind is AlertKind.UNRESERVED_USE
+            for kind, _ in self._tracks
+        )
 
     def _idle(
         self,
@@ -597,6 +650,18 @@ class AlertTracker:
             ),
             clear_after=self.clear_after_s,
         )
+
+
+def _memory_percent(gpu: GpuSample) -> float | None:
+    """Used memory in percent of the total, as the memory rule judges it (0.1 % steps)."""
+    fraction = gpu.memory_fraction
+    return None if fraction is None else round(fraction * 100, 1)
+
+
+def _under(value: float | None, limit: float) -> bool:
+    """A reading that raises nothing when no alert is live: missing, or under ``limit`` (the
+    negation of the rule's ``value >= limit``, so it agrees on every value)."""
+    return value is None or not value >= limit
 
 
 def _holders(view: GpuView, index: int) -> str:

@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,11 +181,83 @@ def test_gpus_with_a_gpu_that_requires_reset(smi_log: Path) -> None:
 # -- the stream source the console polls ----------------------------------------------------
 
 
+class PolledProcess:
+    """A local nvidia-smi's output read without waiting, as ``SshLineStream.poll_batches``
+    reads an SSH channel: the stream source read in sample (the recorder's way)."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self._proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        assert self._proc.stdout is not None
+        self._fd = self._proc.stdout.fileno()
+        os.set_blocking(self._fd, False)
+        self._partial = b""
+
+    def poll_batches(self) -> tuple[list[list[str]], bool]:
+        out: list[list[str]] = []
+        ended = False
+        while True:
+            try:
+                data = os.read(self._fd, 65536)
+            except BlockingIOError:
+                break
+            if not data:
+                ended = True
+                break
+            *lines, self._partial = (self._partial + data).split(b"\n")
+            if lines:
+                out.append([line.decode("utf-8", errors="replace") for line in lines])
+        if ended:
+            if self._partial:
+                out.append([self._partial.decode("utf-8", errors="replace")])
+                self._partial = b""
+            self.close()
+        return out, ended
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("read in sample: never iterated")
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+
+
+class PolledRunner:
+    def stream(self, argv: Sequence[str]) -> PolledProcess:
+        return PolledProcess(list(argv))
+
+    def run(self, argv: Sequence[str], timeout: float) -> str:
+        from gpuconsole.backend.hosts.local import LocalMachine
+
+        return LocalMachine().run(argv, timeout)
+
+
+@pytest.fixture(params=["reader thread", "read in sample"])
+def stream_source(request: pytest.FixtureRequest) -> Callable[..., SmiStreamSource]:
+    """The stream source as the console reads it (a reader thread), and as the recorder does
+    (read by whoever samples it, never waiting)."""
+
+    def make(**kw: Any) -> SmiStreamSource:
+        if request.param == "read in sample":
+            kw.update(runner=PolledRunner(), read_in_sample=True)
+        return SmiStreamSource(**kw)
+
+    return make
+
+
 def test_a_stream_that_stops_answering_is_stale_and_sample_never_blocks(
-    smi_log: Path, knobs: Callable[..., None]
+    smi_log: Path, knobs: Callable[..., None], stream_source: Callable[..., SmiStreamSource]
 ) -> None:
     knobs(HANG_AFTER="3")
-    source = SmiStreamSource(executable=str(STUB), interval=0.05, stale_after=0.6)
+    source = stream_source(executable=str(STUB), interval=0.05, stale_after=0.6)
     try:
         first = wait_for(source, lambda s: bool(s.gpus))
         assert first.state is GpuSourceState.OK
@@ -199,10 +271,10 @@ def test_a_stream_that_stops_answering_is_stale_and_sample_never_blocks(
 
 
 def test_a_stream_silent_from_the_start_is_not_starting_forever(
-    smi_log: Path, knobs: Callable[..., None]
+    smi_log: Path, knobs: Callable[..., None], stream_source: Callable[..., SmiStreamSource]
 ) -> None:
     knobs(HANG_AFTER="0")
-    source = SmiStreamSource(executable=str(STUB), interval=0.05, stale_after=0.6)
+    source = stream_source(executable=str(STUB), interval=0.05, stale_after=0.6)
     try:
         assert source.sample().state is GpuSourceState.STARTING
         snap = wait_for(
@@ -216,11 +288,11 @@ def test_a_stream_silent_from_the_start_is_not_starting_forever(
     assert_none_left(smi_log)
 
 
-def test_a_stream_killed_mid_line_is_restarted(smi_log: Path, knobs: Callable[..., None]) -> None:
+def test_a_stream_killed_mid_line_is_restarted(
+    smi_log: Path, knobs: Callable[..., None], stream_source: Callable[..., SmiStreamSource]
+) -> None:
     knobs(DIE_AFTER="2")
-    source = SmiStreamSource(
-        executable=str(STUB), interval=0.05, stale_after=0.5, restart_delay=0.3
-    )
+    source = stream_source(executable=str(STUB), interval=0.05, stale_after=0.5, restart_delay=0.3)
     try:
         wait_for(source, lambda s: bool(s.gpus))
         ended = wait_for(source, lambda s: s.error is not None and "stopped" in s.error)
@@ -231,10 +303,12 @@ def test_a_stream_killed_mid_line_is_restarted(smi_log: Path, knobs: Callable[..
     assert_none_left(smi_log)
 
 
-def test_garbage_lines_are_skipped_and_named(smi_log: Path, knobs: Callable[..., None]) -> None:
+def test_garbage_lines_are_skipped_and_named(
+    smi_log: Path, knobs: Callable[..., None], stream_source: Callable[..., SmiStreamSource]
+) -> None:
     knobs(GARBAGE="1")
     knobs(GPUS="2")
-    source = SmiStreamSource(executable=str(STUB), interval=0.05)
+    source = stream_source(executable=str(STUB), interval=0.05)
     seen: set[str] = set()
     try:
 
@@ -254,10 +328,10 @@ def test_garbage_lines_are_skipped_and_named(smi_log: Path, knobs: Callable[...,
 
 
 def test_bytes_that_are_not_text_are_one_garbled_line(
-    smi_log: Path, knobs: Callable[..., None]
+    smi_log: Path, knobs: Callable[..., None], stream_source: Callable[..., SmiStreamSource]
 ) -> None:
     knobs(BAD_BYTES="1")
-    source = SmiStreamSource(executable=str(STUB), interval=0.05, restart_delay=0.2)
+    source = stream_source(executable=str(STUB), interval=0.05, restart_delay=0.2)
     try:
         source.sample()
         time.sleep(1.0)
@@ -268,10 +342,10 @@ def test_bytes_that_are_not_text_are_one_garbled_line(
 
 
 def test_a_gpu_that_requires_reset_keeps_its_identity(
-    smi_log: Path, knobs: Callable[..., None]
+    smi_log: Path, knobs: Callable[..., None], stream_source: Callable[..., SmiStreamSource]
 ) -> None:
     knobs(GPUS="2", RESET="1", RESET_AFTER="2")
-    source = SmiStreamSource(executable=str(STUB), interval=0.05)
+    source = stream_source(executable=str(STUB), interval=0.05)
     try:
         healthy = wait_for(source, lambda s: len(s.gpus) == 2)
         snap = wait_for(source, lambda s: s.state is GpuSourceState.DEGRADED)

@@ -8,9 +8,12 @@ attribution code through their cgroup text, containers as the engine reports the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import pynvml
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gpuconsole.backend.gpu import (
     GpuProcess,
@@ -420,6 +423,118 @@ def test_a_container_not_yet_inspected_is_not_unreserved() -> None:
     tracker = AlertTracker(HOST, clock=Clock())
     box = engine(container("new"), requests={})  # started after the last refresh
     assert tracker.observe(view([gpu(0)], [("new", 30, 0)], box), box) == []
+
+
+# -- the shortcuts judge as every rule does ------------------------------------------------------
+
+
+class AllRules(AlertTracker):
+    """The tracker without its shortcuts: every rule judges every GPU and every container."""
+
+    def _quiet(self, gpu: GpuSample, uuid: str) -> bool:
+        return False
+
+    def _no_container_subject(self, attribution: object) -> bool:
+        return False
+
+    def _container_maps(self, containers: HostSnapshot) -> Any:
+        self._maps = None  # worked out afresh for every sample
+        return super()._container_maps(containers)
+
+
+def state_of(tracker: AlertTracker) -> object:
+    tracks = {k: (t.since, t.absent_since, t.alert) for k, t in tracker._tracks.items()}
+    return tracks, dict(tracker._seen), tracker.live, tracker.history
+
+
+FLEET = engine(
+    container("train"),
+    container("rogue"),
+    container("gone", running=False),
+    requests={
+        "train": GpuRequest(device_ids=("0",)),
+        "rogue": NO_GPUS,
+        "gone": GpuRequest(all=True),
+    },
+)
+#: The same containers after a refresh: "train" stopped, "gone" removed.
+REFRESHED = engine(
+    container("train", running=False),
+    container("rogue"),
+    requests={"train": GpuRequest(device_ids=("0",)), "rogue": NO_GPUS},
+)
+BOXES = {"not yet": None, "listed": FLEET, "refreshed": REFRESHED}
+#: (container, pid, GPU index) a sample may show.
+PROCESSES = [("train", 11, 0), ("rogue", 12, 1), ("gone", 13, 2), ("train", 14, 2)]
+
+a_gpu = st.tuples(
+    st.sampled_from(["there", "there", "there", "missing", "error"]),
+    st.one_of(st.none(), st.sampled_from([40, 79, 80, 84, 85, 86, 95])),  # limit 85, band 5
+    st.one_of(st.none(), st.sampled_from([0, 70.0, 71.9, 72.0, 75.9, 76.0, 79.9, 80.0])),  # GiB
+    st.sampled_from([0, 2, 50, 100]),  # utilization
+)
+a_step = st.tuples(
+    st.sampled_from([1.0, 1.0, 10.0, 31.0, 200.0]),  # seconds since the last (200: a gap)
+    st.sampled_from(list(GpuSourceState)),
+    st.lists(a_gpu, min_size=3, max_size=3),
+    st.lists(st.sampled_from(PROCESSES), max_size=3, unique=True),
+    st.sampled_from(list(BOXES)),  # the host's containers, as last refreshed
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(a_step, min_size=1, max_size=40))
+def test_the_shortcuts_raise_and_clear_exactly_what_every_rule_does(
+    steps: list[
+        tuple[
+            float,
+            GpuSourceState,
+            list[tuple[str, int | None, float | None, int]],
+            list[tuple[str, int, int]],
+            str,
+        ]
+    ],
+) -> None:
+    """Quiet GPUs and hosts without GPU containers skip their rules (``_quiet``,
+    ``_no_container_subject``) and a refresh's containers are looked up once
+    (``_container_maps``): on any sequence of samples — thresholds crossed and left,
+    GPUs lost and back, readings missing, gaps, containers with and without requests — the
+    tracker raises and clears what the tracker without shortcuts does, and keeps the same
+    state."""
+    clock = Clock()
+    settings_ = AlertSettings(idle_minutes=0.5, temperature_c=85, memory_percent=95)
+    fast = AlertTracker(HOST, settings_, clock=clock, clear_after_s=30, max_gap_s=120)
+    every = AllRules(HOST, settings_, clock=clock, clear_after_s=30, max_gap_s=120)
+    for dt, state, readings, procs, refresh in steps:
+        clock.now += dt
+        gpus = []
+        for index, (how, temp, used, util) in enumerate(readings):
+            if how == "missing":
+                continue
+            memory = None if used is None else int(used * GIB)
+            error = "GPU stopped answering" if how == "error" else None
+            gpus.append(gpu(index, util=util, temp=temp, used=memory, error=error))
+        on = [p for p in procs if p[2] < len(readings) and readings[p[2]][0] != "missing"]
+        box = BOXES[refresh]
+        sample = view(gpus, on, box, state=state, error=None if state is GpuSourceState.OK else "x")
+        assert fast.observe(sample, box) == every.observe(sample, box)
+        assert state_of(fast) == state_of(every)
+
+
+def test_a_quiet_gpu_still_raises_at_the_limit_and_clears_under_the_band() -> None:
+    clock = Clock()
+    tracker = AlertTracker(HOST, AlertSettings(temperature_c=85, memory_percent=95), clock=clock)
+    out: list[Alert] = []
+    for temp, used in [(40, 10), (84, 10), (85, 10), (81, 10), (80, 10), (60, 76), (60, 72)]:
+        clock.now += 1
+        out += tracker.observe(view([gpu(0, temp=temp, used=used * GIB)]))
+    assert [(a.kind.value, a.state, a.value) for a in out] == [
+        ("temperature", "raised", 85),
+        ("temperature", "cleared", 80),
+        ("memory", "raised", 95.0),
+        ("memory", "cleared", 90.0),
+    ]
+    assert tracker.live == ()
 
 
 # -- plumbing -------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ another exception; readings written the way nvidia-smi writes them read back the
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ from gpuconsole.backend.gpu.smi_parser import (
     parse_apps_line,
     parse_gpu_csv,
     parse_gpu_line,
+    parse_gpu_line_general,
 )
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,6 +83,49 @@ def test_gpu_line_gives_a_sample_or_smi_parse_error(line: str) -> None:
         assert value is None or isinstance(value, int)
     for number in (sample.power_w, sample.power_limit_w):
         assert number is None or number == number  # never NaN
+
+
+def _outcome(parse: Callable[[str], object], line: str) -> object:
+    try:
+        return parse(line)
+    except SmiParseError as exc:
+        return ("SmiParseError", str(exc))
+
+
+plain = st.one_of(
+    st.integers(min_value=0, max_value=10**6).map(str),
+    st.floats(min_value=0, max_value=1e6, allow_nan=False).map(lambda f: f"{f:.2f}"),
+)
+
+
+@st.composite
+def mostly_plain_line(draw: st.DrawFn) -> str:
+    """A stream line as nvidia-smi prints one, with up to two odd cells anywhere."""
+    cells = [draw(plain), "GPU-85f63f49", "NVIDIA H100 80GB HBM3"]
+    cells += [draw(plain) for _ in QUERY_GPU_FIELDS[3:]]
+    for _ in range(draw(st.integers(min_value=0, max_value=2))):
+        cells[draw(st.integers(min_value=0, max_value=len(cells) - 1))] = draw(cell)
+    return ", ".join(cells)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        gpu_line,
+        st.lists(cell, min_size=12, max_size=12).map(lambda c: ",".join(c)),
+        mostly_plain_line(),
+    )
+)
+@example("0, GPU-x, A100, 1, 2, 3, 4, 5, 6, 7, inf, 9")  # the last reading checked for finite
+@example("0, GPU-x, A100, 1, 2, 3, 4, 5, 6, 7, nan, [N/A]")
+@example("0, GPU-x, A100, 1e308, 1e308, 3, 4, 5, 6, 7, 8, 9")  # finite, their sum is not
+@example("0, GPU-x, A100, 1, 2, 3, 4, 5 W, 6, 7, 8, \x1c9")
+@example("0, GPU-x, A100, 1, 2, 3, 4, 5, 6, \u0663, 8\u2003, [GPU Is Lost]")
+@example("0, GPU-x, \u03a3GPU IS LOST\u03a3, 1, 2, 3, 4, 5, 6, 7, 8, 9")
+def test_the_fast_path_parses_as_the_general_parser(line: str) -> None:
+    """The stream's fast path (``parse_gpu_line`` with the default fields) and the general
+    parser agree on every line: the same sample, or the same SmiParseError."""
+    assert _outcome(parse_gpu_line, line) == _outcome(parse_gpu_line_general, line)
 
 
 @FAST

@@ -95,8 +95,12 @@ def ssh_host(
     timeout: int = 10,
     on_unknown_key: UnknownKeyPrompt | None = None,
     handshakes: threading.Semaphore | None = None,
+    gpu_read_in_sample: bool = False,
 ) -> Host:
-    """A remote host over ONE SSH connection (resolved and opened on first use)."""
+    """A remote host over ONE SSH connection (resolved and opened on first use).
+
+    ``gpu_read_in_sample``: its nvidia-smi stream is read by whoever samples it, not by a
+    thread of its own (see SmiStreamSource)."""
     from gpuconsole.backend.docker.engine import DockerEngine
     from gpuconsole.backend.hosts.ssh_machine import SshMachine
 
@@ -124,6 +128,7 @@ def ssh_host(
         probe_interval=options.probe_interval,
         probe_timeout=options.probe_timeout,
         down_after=options.down_after,
+        latency_probes=options.latency_probes,
     )
     address = f"ssh://{target_spec}{spec.docker_socket}"
     engine = DockerEngine(
@@ -137,7 +142,13 @@ def ssh_host(
     if gpu is True:
         from gpuconsole.backend.gpu.smi_stream import SmiStreamSource
 
-        source = SmiStreamSource(machine, host=spec.name, interval=gpu_interval, with_origins=True)
+        source = SmiStreamSource(
+            machine,
+            host=spec.name,
+            interval=gpu_interval,
+            with_origins=True,
+            read_in_sample=gpu_read_in_sample,
+        )
     elif gpu is False:
         source = None
     else:
@@ -187,8 +198,10 @@ def open_hosts(
     gpu_interval: float = 1.0,
     gpus: bool = True,
     on_unknown_key: UnknownKeyPrompt | None = None,
+    gpu_read_in_sample: bool = False,
 ) -> list[Host]:
     """One Host per enabled spec, in order. A replay stands in for the first host's GPUs.
+    ``gpu_read_in_sample``: see ``ssh_host``.
 
     Raises ReplayError when the replay file cannot be read (the user asked for it).
     """
@@ -213,7 +226,12 @@ def open_hosts(
         else:
             hosts.append(
                 ssh_host(
-                    spec, options, gpu=gpu, gpu_interval=gpu_interval, on_unknown_key=on_unknown_key
+                    spec,
+                    options,
+                    gpu=gpu,
+                    gpu_interval=gpu_interval,
+                    on_unknown_key=on_unknown_key,
+                    gpu_read_in_sample=gpu_read_in_sample,
                 )
             )
     return hosts

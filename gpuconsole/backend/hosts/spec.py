@@ -42,3 +42,6 @@ class SshOptions:
     probe_timeout: float = 3.0
     down_after: int = 2
     accept_new_host_key: bool = False
+    #: Probe a host whose streams bring output now and then all the same (every 6 probe
+    #: intervals), for its latency; off where no one shows it (the recorder).
+    latency_probes: bool = True

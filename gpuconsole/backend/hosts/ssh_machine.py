@@ -16,7 +16,8 @@ Supervision (one daemon thread per machine, started with the first connection at
   (each probe runs in a short-lived thread, so one stuck inside paramiko counts as a miss).
   Output that arrived on a stream (an nvidia-smi stream: every second) within the last interval
   is as good as a probe, so a host that streams is probed only every ``6 * probe_interval`` (to
-  keep its latency current): a probe thread and a channel every 5 s per host were a third of
+  keep its latency current), or never with ``latency_probes=False`` (where no one shows the
+  latency: the recorder): a probe thread and a channel every 5 s per host were a third of
   what a fleet's quiet console cost. Silence brings the probes back at once, so DOWN takes at
   most one interval more to notice.
   (A session channel and not a refused ``direct-tcpip`` open: a refusal makes paramiko log an
@@ -341,6 +342,8 @@ class SshLineStream(_OwnedChannel):
     ) -> None:
         super().__init__(chan, slot)
         self._heard = heard
+        #: What ``poll_batches`` read past the last newline.
+        self._partial = b""
 
     @property
     def exit_status(self) -> int | None:
@@ -348,6 +351,12 @@ class SshLineStream(_OwnedChannel):
         return self._chan.exit_status if self._chan.status_event.is_set() else None
 
     def __iter__(self) -> Iterator[str]:
+        for lines in self.batches():
+            yield from lines
+
+    def batches(self) -> Iterator[list[str]]:
+        """The lines as they come: all the complete lines of one read at a time (a reader
+        takes its lock once per read, not once per line: nvidia-smi prints a round at once)."""
         pending = b""
         try:
             while True:
@@ -357,14 +366,38 @@ class SshLineStream(_OwnedChannel):
                 self._heard()
                 pending += data
                 *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    yield line.decode("utf-8", errors="replace")
+                if lines:
+                    yield [line.decode("utf-8", errors="replace") for line in lines]
             if pending:
-                yield pending.decode("utf-8", errors="replace")
+                yield [pending.decode("utf-8", errors="replace")]
             if not self._closed:  # the command ended: its exit status may come after the EOF
                 self._chan.status_event.wait(2.0)
         finally:
             self.close()
+
+    def poll_batches(self) -> tuple[list[list[str]], bool]:
+        """Without waiting: the complete lines that came since the last call (a read's lines
+        per list), and whether the command's output has ended — then with its last line
+        even without a "\\n", and the channel closed. For a reader that visits many streams
+        in turn from one thread; not to be mixed with iterating the same stream."""
+        chan = self._chan
+        ended = chan.eof_received or chan.closed  # before reading: all data came before it
+        out: list[list[str]] = []
+        while chan.recv_ready():
+            data = chan.recv(_CHUNK)
+            if not data:
+                break
+            self._heard()
+            *lines, self._partial = (self._partial + data).split(b"\n")
+            if lines:
+                out.append([line.decode("utf-8", errors="replace") for line in lines])
+        if ended or self._closed:
+            if self._partial:
+                out.append([self._partial.decode("utf-8", errors="replace")])
+                self._partial = b""
+            self.close()
+            return out, True
+        return out, False
 
 
 class SshPty(_OwnedChannel):
@@ -409,6 +442,7 @@ class SshMachine:
         down_after: int = 2,
         clock: Callable[[], float] = time.monotonic,
         max_sessions: int = MAX_SESSIONS,
+        latency_probes: bool = True,
     ) -> None:
         self._name = name
         self._address = address
@@ -416,6 +450,7 @@ class SshMachine:
         self._probe_interval = probe_interval
         self._probe_timeout = probe_timeout
         self._down_after = max(1, down_after)
+        self._latency_probes = latency_probes
         self._clock = clock
         self._max_sessions = max_sessions
         self._slots = threading.BoundedSemaphore(max_sessions)
@@ -663,7 +698,7 @@ class SshMachine:
             self._dispatch()
 
     def _dispatch(self) -> None:
-        while True:
+        while not self._pending.empty():
             try:
                 status = self._pending.get_nowait()
             except Empty:
@@ -692,13 +727,15 @@ class SshMachine:
                 return self._next_probe - now
             self._next_probe = now + self._probe_interval
             heard = time.monotonic() - self._heard_at < self._probe_interval
-            if heard and now - self._probed_at < 6 * self._probe_interval:
+            if heard and (
+                not self._latency_probes or now - self._probed_at < 6 * self._probe_interval
+            ):
                 with self._lock:
                     self._misses = 0  # the peer spoke within the interval: as good as a probe
-                return 0.0
+                return self._probe_interval  # (a status change meanwhile wakes it sooner)
             self._probed_at = now
             self._probe(t)
-            return 0.0
+            return max(0.0, self._next_probe - time.monotonic())
         if state is LinkState.DOWN:
             if now < self._next_attempt:
                 return self._next_attempt - now

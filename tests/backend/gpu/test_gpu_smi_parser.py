@@ -17,6 +17,7 @@ from gpuconsole.backend.gpu.smi_parser import (
     parse_apps_csv,
     parse_gpu_csv,
     parse_gpu_line,
+    parse_gpu_line_general,
 )
 
 # The field list of the captured nvidia-smi-query.csv (see tests/fixtures/gpu/h100/README.md).
@@ -129,3 +130,94 @@ def test_compute_apps_with_comma_in_name_and_unknown_memory() -> None:
     assert proc.process_name == "/opt/a,b/train"
     assert proc.used_memory_bytes is None
     assert proc.gpu_index == -1  # the stream source resolves it once the GPU's UUID is known
+
+
+# -- the stream's fast path gives what the general parser gives ------------------------------
+
+
+def _same_as_general(line: str) -> None:
+    """``parse_gpu_line`` (the fast path where it applies) against the general parser: the
+    same sample, or the same SmiParseError."""
+    try:
+        expected = parse_gpu_line_general(line)
+    except SmiParseError as exc:
+        with pytest.raises(SmiParseError) as raised:
+            parse_gpu_line(line)
+        assert str(raised.value) == str(exc)
+        return
+    assert parse_gpu_line(line) == expected
+
+
+def test_fast_path_matches_the_general_parser_on_a_recorded_stream(h100: Path) -> None:
+    from gpuconsole.backend.gpu.smi_parser import _parse_stream_line
+
+    lines = (h100 / "nvidia-smi-lms250-stream.csv").read_text().splitlines()
+    assert len(lines) > 100
+    for line in lines:
+        fast = _parse_stream_line(line)
+        assert fast is not None, line  # the recorded lines do take the fast path
+        assert fast == parse_gpu_line_general(line)
+        assert parse_gpu_line(line) == fast
+
+
+STEADY = (
+    "0, GPU-85f63f49-2356-f053-21c3-2eb02bd04522, NVIDIA H100 80GB HBM3, 20480, 81559, 100, 45, "
+    "350.00, 700.00, 62, 1980, [N/A]"
+)
+
+
+def _with(column: str, value: str, line: str = STEADY) -> str:
+    cells = line.split(", ")
+    cells[QUERY_GPU_FIELDS.index(column)] = value
+    return ", ".join(cells)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        STEADY,
+        STEADY.replace("[N/A]", "30"),
+        *(_with(f, m) for f in QUERY_GPU_FIELDS for m in ("[N/A]", "[Not Supported]", "N/A", "")),
+        *(
+            _with(f, m)
+            for f in QUERY_GPU_FIELDS
+            if f not in ("uuid", "name")
+            for m in ("nan", "inf", "-inf", "1e400", "1e308")
+        ),
+        _with("power.draw", "350.00 W"),
+        _with("memory.used", "20480 MiB"),
+        _with("utilization.gpu", "100 %"),
+        _with("clocks.sm", "1980 MHz"),
+        _with("temperature.gpu", " 62 "),
+        _with("memory.used", "1e400"),  # inf MiB: no reading
+        _with("memory.total", "2E302"),  # finite, but not in bytes
+        _with("power.draw", "nan"),
+        _with("power.limit", "-inf"),
+        _with("fan.speed", "1_000"),
+        _with("utilization.memory", "\u0663"),  # an Arabic-Indic 3: float() reads it
+        _with("temperature.gpu", "\x1c62"),  # isspace() yet not float()'s whitespace
+        _with("temperature.gpu", "62\u2003"),  # a unicode space around the number
+        _with("index", "nan"),
+        _with("index", "[N/A]"),
+        _with("index", "2.6"),
+        _with("uuid", "[GPU requires reset]"),
+        "1, " + ", ".join(["[GPU requires reset]"] * 11),
+        "3, GPU-x, NVIDIA H100 80GB HBM3" + ", [GPU is lost]" * 9,
+        _with("fan.speed", "[GPU Is Lost]"),  # markers in any case
+        _with("name", "NVIDIA GPU REQUIRES RESET"),  # a marker without brackets
+        STEADY + ", 1",  # a column too many
+        STEADY.rsplit(",", 1)[0],  # one too few
+        STEADY.replace(", ", ","),
+        ",,,,,,,,,,,",
+        "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.",
+        "Unable to determine the device handle for GPU0000:3B:00.0: Unknown Error",
+    ],
+)
+def test_fast_path_matches_the_general_parser_on_odd_values(line: str) -> None:
+    _same_as_general(line)
+
+
+def test_other_field_orders_take_the_general_path() -> None:
+    fields = tuple(reversed(QUERY_GPU_FIELDS))
+    line = ", ".join(reversed(STEADY.split(", ")))
+    assert parse_gpu_line(line, fields) == parse_gpu_line(STEADY)

@@ -261,3 +261,125 @@ def test_a_host_going_down_under_the_process_list_is_a_state_not_a_dead_thread()
         threading.excepthook = before
     assert died == []
     assert snap.error is not None and "the SSH server stopped answering" in snap.error
+
+
+# -- a read at a time (an SSH channel) is taken as line by line ----------------------------------
+
+
+class _Timed:
+    """Reads, each arriving at its time: the clock is set as a read comes in."""
+
+    def __init__(self, reads: list[tuple[float, list[str]]], now: list[float]) -> None:
+        self._reads = reads
+        self._now = now
+
+    def close(self) -> None:
+        pass
+
+
+class TimedBatches(_Timed):
+    """As SshLineStream offers it: all the lines of one read at once."""
+
+    def batches(self) -> Iterator[list[str]]:
+        for at, lines in self._reads:
+            self._now[0] = at
+            yield lines
+
+
+class TimedPolls(_Timed):
+    """As SshLineStream offers it to a reader that samples many hosts: one read a poll."""
+
+    def __init__(self, reads: list[tuple[float, list[str]]], now: list[float]) -> None:
+        super().__init__(reads, now)
+        self._next = iter(reads)
+        self.polls = 0
+
+    def poll_batches(self) -> tuple[list[list[str]], bool]:
+        self.polls += 1
+        for at, lines in self._next:
+            self._now[0] = at
+            return [lines], False
+        return [], True
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("read in sample: never iterated")
+
+
+class TimedLines(_Timed):
+    """The same reads, one line at a time (a local process's stream)."""
+
+    def __iter__(self) -> Iterator[str]:
+        for at, lines in self._reads:
+            self._now[0] = at
+            yield from lines
+
+
+def _read_all(stream_class: type[_Timed], reads: list[tuple[float, list[str]]]) -> object:
+    """Everything the source did and shows after reading ``reads``: each process list asked
+    for (when, and the memory the GPUs read then) and the snapshot at the end."""
+    now = [0.0]
+    asked: list[tuple[float, dict[int, int | None]]] = []
+
+    class Runner:
+        def stream(self, argv: Sequence[str]) -> LineStream:
+            return stream_class(reads, now)
+
+        def run(self, argv: Sequence[str], timeout: float) -> str:
+            # The memory the GPUs used at the end of the round the list is asked for.
+            asked.append((now[0], dict(source._memory_at_query)))
+            return f"{4000 + len(asked)}, python3, 1024, {UUID[:-2]}01\n"
+
+    source = SmiStreamSource(
+        Runner(),
+        interval=1.0,
+        process_interval=5.0,
+        restart_delay=1e6,
+        clock=lambda: now[0],
+        wall_clock=lambda: 1e9 + now[0],
+        read_in_sample=stream_class is TimedPolls,
+    )
+    source.sample()
+    if stream_class is TimedPolls:  # one read per sample, the process list waited for
+        for _ in reads:
+            source.sample()
+            if source._query_thread is not None:
+                source._query_thread.join(10)
+        assert source._polled is None  # the stream's end was seen
+    assert source._thread is not None
+    source._thread.join(10)
+    snapshot = source.sample()
+    source.close()
+    return asked, snapshot
+
+
+def test_a_read_at_a_time_and_a_read_in_sample_give_what_line_by_line_gives() -> None:
+    def memory(line: str, mib: int) -> str:
+        cells = line.split(", ")
+        cells[3] = str(mib)
+        return ", ".join(cells)
+
+    rounds = [row(i) for i in range(4)]
+    moved = [memory(row(i, "250.10"), 900 + i) for i in range(4)]
+    reset = ", ".join(["2", *["[GPU requires reset]"] * 11])
+    reads = [
+        (10.0, rounds[:3]),
+        (10.5, [rounds[3], ""]),
+        (11.0, rounds),  # the first round is complete at GPU 0 again: processes asked there
+        (17.0, ["0, GPU-85f63f49, 480", *moved]),  # garbled; memory moved: asked again
+        (18.0, [*moved[:2], reset, moved[3]]),
+        (24.0, [moved[0], "Unable to determine the device handle for GPU0000:3B:00.0"]),
+        (30.0, [*moved[1:], *rounds]),  # two rounds in one read: asked between them
+        (30.4, ["NVIDIA-SMI has failed because it couldn't communicate with the driver."]),
+    ]
+    by_read = _read_all(TimedBatches, reads)
+    by_line = _read_all(TimedLines, reads)
+    in_sample = _read_all(TimedPolls, reads)
+    assert by_read == by_line == in_sample
+    asked, snapshot = by_read  # type: ignore[misc]
+    # Each asked for at the end of a round, with the rows after it in the same read not
+    # taken yet.
+    assert [at for at, _ in asked] == [11.0, 17.0, 24.0, 30.0]
+    assert asked[1][1] == {0: 900 << 20, 1: 480 << 20, 2: 480 << 20, 3: 480 << 20}
+    assert asked[3][1] == {0: 900 << 20, 1: 901 << 20, 2: 902 << 20, 3: 903 << 20}
+    assert snapshot.gpus[2].uuid == UUID[:-2] + "02"  # the reset GPU kept its identity
+    assert snapshot.error is not None and "communicate with the driver" in snapshot.error

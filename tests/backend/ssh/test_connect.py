@@ -26,6 +26,7 @@ from gpuconsole.backend.errors import GpuconsoleError
 from gpuconsole.backend.hosts.machine import MachineUnreachable
 from gpuconsole.backend.ssh.config import SshTarget, resolve_target
 from gpuconsole.backend.ssh.connect import (
+    ACTIVE_CHECK_S,
     HANDSHAKES,
     SshAuthFailed,
     jump_transports,
@@ -543,5 +544,38 @@ def test_server_alive_interval_sets_keepalive(lo: Loopback) -> None:
     transport = open_transport(lo.target(server_alive_interval=7.0), host_name="dev")
     try:
         assert transport.packetizer._Packetizer__keepalive_interval == 7  # type: ignore[attr-defined]
+        # paramiko looks for a keepalive due only when its reader's recv() times out.
+        assert transport.sock.gettimeout() == 7  # type: ignore[union-attr]
+    finally:
+        transport.close()
+
+
+def test_the_reader_waits_long_and_a_close_still_ends_it_at_once(lo: Loopback) -> None:
+    """paramiko's reader thread sits in recv() for up to ACTIVE_CHECK_S between packets (not
+    0.1 s: fewer wake-ups per idle host); close() wakes it, so the thread, and the connection
+    the server sees, end at once."""
+    _known(lo)
+    transport = open_transport(lo.target(), host_name="dev")
+    assert transport.sock.gettimeout() == ACTIVE_CHECK_S  # type: ignore[union-attr]
+    assert _run(transport, "echo up") == b"up\n"
+    time.sleep(0.3)  # the reader is back in recv()
+    started = time.monotonic()
+    transport.close()
+    transport.join(ACTIVE_CHECK_S)
+    assert not transport.is_alive()
+    assert time.monotonic() - started < 1.0
+
+
+def test_aes_gcm_is_preferred_and_the_others_stay(lo: Loopback) -> None:
+    """An AEAD cipher when the server has one (its MAC is checked in OpenSSL, not byte by
+    byte in Python); paramiko's other ciphers stay offered for servers without GCM."""
+    _known(lo)
+    transport = open_transport(lo.target(), host_name="dev")
+    try:
+        assert transport.local_cipher == transport.remote_cipher == "aes128-gcm@openssh.com"
+        offered = transport.get_security_options().ciphers
+        assert offered[:2] == ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+        assert set(offered) == set(paramiko.Transport._preferred_ciphers)  # type: ignore[attr-defined]
+        assert _run(transport, "echo gcm") == b"gcm\n"
     finally:
         transport.close()

@@ -170,6 +170,29 @@ def test_stream_yields_lines_with_stderr_merged(machine: SshMachine) -> None:
     s.close()
 
 
+def test_stream_polled_without_waiting(machine: SshMachine) -> None:
+    """``poll_batches``: what came so far (a read's lines together), never waiting; the end
+    with the last line that had no newline, and the session slot given back."""
+    loop = "echo a; echo b; sleep 0.2; echo c; sleep 0.2; printf last"
+    for _ in range(10):  # more than the 8 session slots: the end must give them back
+        s = machine.stream(["sh", "-c", loop])
+        lines: list[str] = []
+        polls = 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            batches, ended = s.poll_batches()
+            assert time.monotonic() - started < 0.1  # at once, not when the next line comes
+            polls += 1
+            lines += [line for batch in batches for line in batch]
+            if ended:
+                break
+            time.sleep(0.05)
+        assert ended and lines == ["a", "b", "c", "last"]
+        assert polls > 4  # it was polled while the command ran
+        assert s.poll_batches() == ([], True)
+
+
 def _consume(lines: Iterable[str], into: list[str]) -> None:
     for line in lines:
         into.append(line)
@@ -710,13 +733,21 @@ def test_unreachable_address_retries_with_growing_backoff() -> None:
         m.close()
 
 
+@pytest.mark.parametrize("latency_probes", [True, False])
 def test_a_streaming_host_needs_no_probes_and_is_still_found_down(
-    ssh_env: SshEnv, private_sshd: Callable[..., PrivateSshd]
+    ssh_env: SshEnv, private_sshd: Callable[..., PrivateSshd], latency_probes: bool
 ) -> None:
     """Output on a stream proves the link as a probe would (each probe is a thread and a
-    channel); when the peer stops answering, the probes come back and find it down."""
+    channel); when the peer stops answering, the probes come back and find it down. Without
+    latency probes (the recorder) a streaming host is not probed at all."""
     sshd = private_sshd()
-    streaming = SshMachine("s", f"127.0.0.1:{sshd.port}", ssh_env.connector(sshd.port, 2.0), **FAST)
+    streaming = SshMachine(
+        "s",
+        f"127.0.0.1:{sshd.port}",
+        ssh_env.connector(sshd.port, 2.0),
+        latency_probes=latency_probes,
+        **FAST,
+    )
     idle = SshMachine("i", f"127.0.0.1:{sshd.port}", ssh_env.connector(sshd.port, 2.0), **FAST)
     lines: list[str] = []
     try:
@@ -729,7 +760,8 @@ def test_a_streaming_host_needs_no_probes_and_is_still_found_down(
         extra_streaming = streaming.probes - before[0]
         extra_idle = idle.probes - before[1]
         assert extra_idle >= 4  # one a second
-        assert extra_streaming <= 1, extra_streaming  # at most the one that keeps latency fresh
+        # At most the one that keeps the latency current; none without latency probes.
+        assert extra_streaming <= (1 if latency_probes else 0), extra_streaming
 
         sshd.stop()
         stopped = time.monotonic()
