@@ -23,6 +23,7 @@ from textual.widgets import Static
 
 from gpuconsole.backend.gpu import GpuSnapshot, GpuSourceState, ReplayError, ReplaySource
 from gpuconsole.backend.gpu.smi_stream import SmiStreamSource
+from gpuconsole.backend.hosts.local import _PopenLines
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.screens.gpus import GpuScreen
 from gpuconsole.ui.widgets.gpu_card import GpuCard
@@ -181,13 +182,16 @@ def test_gpus_with_a_gpu_that_requires_reset(smi_log: Path) -> None:
 # -- the stream source the console polls ----------------------------------------------------
 
 
-class PolledProcess:
+class PolledProcess(_PopenLines):
     """A local nvidia-smi's output read without waiting, as ``SshLineStream.poll_batches``
-    reads an SSH channel: the stream source read in sample (the recorder's way)."""
+    reads an SSH channel: the stream source read in sample (the recorder's way). Stopped as
+    the local machine stops its streams (``_PopenLines.close``)."""
 
     def __init__(self, argv: list[str]) -> None:
-        self._proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        super().__init__(
+            subprocess.Popen(  # type: ignore[arg-type]  # bytes: read with os.read below
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            )
         )
         assert self._proc.stdout is not None
         self._fd = self._proc.stdout.fileno()
@@ -217,17 +221,6 @@ class PolledProcess:
 
     def __iter__(self) -> Iterator[str]:
         raise AssertionError("read in sample: never iterated")
-
-    def close(self) -> None:
-        if self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        if self._proc.stdout is not None:
-            self._proc.stdout.close()
 
 
 class PolledRunner:
