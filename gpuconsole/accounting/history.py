@@ -62,21 +62,23 @@ def gpu_history(
     db: sqlite3.Connection, host: str, uuid: str, start: float, end: float, count: int
 ) -> History:
     """One GPU from ``start`` to ``end`` in ``count`` buckets."""
+    found = db.execute("SELECT id FROM gpus WHERE host = ? AND uuid = ?", (host, uuid)).fetchone()
+    if found is None:
+        return _buckets([], start, end, count)
+    # By the GPU's id, not a join: the id and the time range reach both tables behind the
+    # view gpu_samples (its per-GPU table then reads one range of its key).
     rows = db.execute(
         """
-        SELECT s.t, s.dt, s.energy_j, coalesce(s.util, 0) * s.dt,
-               CASE WHEN s.util IS NULL THEN 0 ELSE s.dt END, s.mem_used
-        FROM gpu_samples s JOIN gpus g ON g.id = s.gpu
-        WHERE g.host = :host AND g.uuid = :uuid AND s.t >= :start AND s.t <= :end
+        SELECT t, dt, energy_j, coalesce(util, 0) * dt,
+               CASE WHEN util IS NULL THEN 0 ELSE dt END, mem_used
+        FROM gpu_samples WHERE gpu = :gpu AND t >= :start AND t <= :end
         UNION ALL
-        SELECT m.minute * 60 + 30, m.seconds, m.energy_j, m.util_seconds, m.util_dt, m.mem_max
-        FROM gpu_minutes m JOIN gpus g ON g.id = m.gpu
-        WHERE g.host = :host AND g.uuid = :uuid
-          AND m.minute >= :start_minute AND m.minute <= :end_minute
+        SELECT minute * 60 + 30, seconds, energy_j, util_seconds, util_dt, mem_max
+        FROM gpu_minutes
+        WHERE gpu = :gpu AND minute >= :start_minute AND minute <= :end_minute
         """,
         {
-            "host": host,
-            "uuid": uuid,
+            "gpu": found[0],
             "start": start,
             "end": end,
             "start_minute": int(start // 60),

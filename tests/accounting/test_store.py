@@ -234,7 +234,9 @@ def test_history_series_for_the_graphs_before_and_after_rollup(tmp_path: Path) -
         finally:
             db.close()
 
-    for when in ("raw", "rolled up"):
+    # As the recorder commits them (the recent table), once moved to the per-GPU table, and
+    # once rolled up into minutes: the same graphs.
+    for when in ("recent", "settled", "rolled up"):
         gpu, c1, c2, never = read()
         assert gpu.power == pytest.approx((400.0,) * 12), when  # 10-minute buckets
         assert gpu.utilization == pytest.approx((50.0,) * 12, rel=0.02), when  # 80 % / 20 %
@@ -245,5 +247,92 @@ def test_history_series_for_the_graphs_before_and_after_rollup(tmp_path: Path) -
         assert c1.memory == (float(30 << 30),) * 4
         assert c2 is not None and c2.power == pytest.approx((100.0,) * 4, rel=0.01), when
         assert never is None
-        writer.rollup(end, keep_raw_s=0)  # everything into minute rows
+        if when == "recent":
+            writer.settle()
+        else:
+            writer.rollup(end, keep_raw_s=0)  # everything into minute rows
     writer.close()
+
+
+def many_gpus(t: float, count: int) -> list[GpuInterval]:
+    return [
+        GpuInterval("h", f"GPU-{i}", i, "H100", t, 1.0, 350.0, 90.0, 20 << 30, 80 << 30, 350.0, 60)
+        for i in range(count)
+    ]
+
+
+def test_a_second_of_80_gpus_writes_a_few_pages_not_one_per_gpu(tmp_path: Path) -> None:
+    """The recorder commits every second for months: 80 GPUs' rows must not rewrite 80 pages
+    each time (0.5 MiB a second, 40 GiB a day of disk writes for 4 MiB of data)."""
+    path = tmp_path / "usage.sqlite"
+    writer = Writer(path)
+    for second in range(600):  # ten minutes of history, settled into the per-GPU table
+        writer.write(many_gpus(T0 + second, 80), [], {})
+    writer.settle()
+    writer.db.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    rounds = 60
+    for second in range(600, 600 + rounds):
+        writer.write(many_gpus(T0 + second, 80), [], {})
+    page = writer.db.execute("PRAGMA page_size").fetchone()[0]
+    frames = (Path(f"{path}-wal").stat().st_size - 32) / (page + 24)
+    writer.close()
+    assert frames / rounds <= 6, f"{frames / rounds:.1f} pages written per commit"
+    db = open_for_reading(path)
+    try:
+        count, energy = db.execute("SELECT count(*), sum(energy_j) FROM gpu_samples").fetchone()
+    finally:
+        db.close()
+    assert count == 80 * (600 + rounds) and energy == pytest.approx(350.0 * count)
+
+
+#: What schema 1 (gpuconsole before recent rows had a table of their own) created for raw rows.
+SCHEMA_1_SAMPLES = """
+CREATE TABLE gpu_samples (
+    gpu INTEGER NOT NULL, t REAL NOT NULL, dt REAL NOT NULL, energy_j REAL NOT NULL,
+    util REAL, mem_used INTEGER, power_w REAL, temp_c INTEGER,
+    PRIMARY KEY (gpu, t)) WITHOUT ROWID;
+"""
+
+
+def schema_1_recording(path: Path) -> None:
+    """A recording as schema 1 wrote it: its other tables are schema 2's."""
+    from gpuconsole.accounting import store
+
+    new_tables = store.SCHEMA.split("CREATE TABLE IF NOT EXISTS gpu_by_gpu")[0]
+    rest = (
+        "CREATE TABLE IF NOT EXISTS owner_samples"
+        + store.SCHEMA.split("CREATE TABLE IF NOT EXISTS owner_samples", 1)[1]
+    )
+    db = sqlite3.connect(path)
+    db.executescript(new_tables + SCHEMA_1_SAMPLES + rest)
+    db.execute("INSERT INTO meta VALUES ('schema', '1')")
+    db.execute("INSERT INTO gpus VALUES (1, 'h', 'GPU-a', 0, 'H100', ?)", (80 << 30,))
+    db.execute("INSERT INTO owners VALUES (1, 'h', 'c1', 'trainer', 'pytorch:2.6')")
+    for i in range(1, 361):
+        t = T0 + 10 * i
+        db.execute("INSERT INTO gpu_samples VALUES (1, ?, 10, 4000, 80, 0, 400, 60)", (t,))
+        db.execute("INSERT INTO owner_samples VALUES (1, 1, ?, 10, 10, 4000, 800, 0, 10, 0)", (t,))
+    db.commit()
+    db.close()
+
+
+def test_a_schema_1_recording_is_read_then_migrated_without_losing_a_row(tmp_path: Path) -> None:
+    path = tmp_path / "usage.sqlite"
+    schema_1_recording(path)
+    (before,) = report(path, "container")  # read as it is
+    writer = Writer(path)  # the recorder starts on it: it becomes schema 2
+    writer.write(many_gpus(T0 + 3700, 1), [], {})
+    writer.close()
+    db = sqlite3.connect(path)
+    try:
+        version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()[0]
+        kind = db.execute("SELECT type FROM sqlite_master WHERE name = 'gpu_samples'").fetchone()
+        kept = db.execute("SELECT count(*) FROM gpu_by_gpu WHERE gpu = 1").fetchone()[0]
+    finally:
+        db.close()
+    (after,) = report(path, "container")
+    assert (version, kind[0], kept) == ("2", "view", 360)
+    assert before.container == after.container == "trainer"
+    assert before.gpu_seconds == after.gpu_seconds == 3600
+    assert before.energy_wh == pytest.approx(after.energy_wh) and after.energy_wh == 400
