@@ -94,15 +94,19 @@ def container_history(
     """One container's GPU use over its recorded lifetime, all its GPUs together (its power and
     memory summed over them, its utilization over the GPU time it used), or None if never
     recorded."""
-    params = {"host": host, "cid": container_id}
+    found = db.execute(
+        "SELECT id FROM owners WHERE host = ? AND container_id = ?", (host, container_id)
+    ).fetchone()
+    if found is None:
+        return None
+    # By the owner's id, not a join: it reaches both tables behind the view owner_samples.
+    params = {"owner": found[0]}
     span = db.execute(
         """
         SELECT min(first_t), max(last_t) FROM (
-            SELECT min(s.t) AS first_t, max(s.t) AS last_t FROM owner_samples s
-            JOIN owners o ON o.id = s.owner WHERE o.host = :host AND o.container_id = :cid
+            SELECT min(t) AS first_t, max(t) AS last_t FROM owner_samples WHERE owner = :owner
             UNION ALL
-            SELECT min(m.first_t), max(m.last_t) FROM owner_minutes m
-            JOIN owners o ON o.id = m.owner WHERE o.host = :host AND o.container_id = :cid)
+            SELECT min(first_t), max(last_t) FROM owner_minutes WHERE owner = :owner)
         """,
         params,
     ).fetchone()
@@ -112,15 +116,12 @@ def container_history(
     # Per moment across its GPUs: the wall time once, energy and memory summed.
     rows = db.execute(
         """
-        SELECT s.t, max(s.dt), sum(s.energy_j), sum(s.util_seconds), sum(s.gpu_seconds),
-               sum(s.mem_used)
-        FROM owner_samples s JOIN owners o ON o.id = s.owner
-        WHERE o.host = :host AND o.container_id = :cid GROUP BY s.t
+        SELECT t, max(dt), sum(energy_j), sum(util_seconds), sum(gpu_seconds), sum(mem_used)
+        FROM owner_samples WHERE owner = :owner GROUP BY t
         UNION ALL
-        SELECT (min(m.first_t) + max(m.last_t)) / 2, max(m.seconds), sum(m.energy_j),
-               sum(m.util_seconds), sum(m.gpu_seconds), sum(m.mem_max)
-        FROM owner_minutes m JOIN owners o ON o.id = m.owner
-        WHERE o.host = :host AND o.container_id = :cid GROUP BY m.minute
+        SELECT (min(first_t) + max(last_t)) / 2, max(seconds), sum(energy_j), sum(util_seconds),
+               sum(gpu_seconds), sum(mem_max)
+        FROM owner_minutes WHERE owner = :owner GROUP BY minute
         """,
         params,
     ).fetchall()

@@ -5,13 +5,15 @@ rollup is exactly the sum of the samples it replaces and a report is one SUM ove
 The writer commits every batch (one sampling round): a ``kill -9`` loses at most the round in
 flight, and WAL keeps the file readable by ``usage`` and the console while the recorder writes.
 
-A round's GPU rows go to ``gpu_recent``, keyed by time first, so a commit appends to the end of
-one B-tree (2-3 pages) — keyed by GPU first, as the history of one GPU wants them, every commit
-rewrote one page per GPU: with 80 GPUs, 1.6 ms of CPU and ~0.5 MiB written to the WAL per
-second (40 GiB a day of writes for 4 MiB of data). Every few minutes (``Writer.settle``) the
-recent rows move to ``gpu_by_gpu`` in one transaction, each GPU's page written once for
-hundreds of rows. Readers see both through the view ``gpu_samples`` (what schema 1 called its
-table, so a reader of either schema reads the same SQL).
+A round's rows go to ``gpu_recent`` and ``owner_recent``, keyed by time first, so a commit
+appends to the end of a B-tree (2-3 pages). Keyed by GPU (or owner) first, as the history of one
+GPU wants them, every commit rewrote one page per GPU: with 80 GPUs, 1.6 ms of CPU and ~0.5 MiB
+written to the WAL per second (40 GiB a day of writes for 4 MiB of data). Every few minutes
+(``Writer.settle``) the recent rows move to ``gpu_by_gpu`` and ``owner_by_owner`` in one
+transaction, each GPU's page written once for hundreds of rows. Readers see both through the
+views ``gpu_samples`` and ``owner_samples`` (what schema 1 called its tables, so a reader of
+either schema reads the same SQL).
+
 One writer per file: a lock beside it (``flock``, released by the kernel when the recorder dies)
 makes a second recorder refuse with the first one's PID.
 """
@@ -54,12 +56,19 @@ CREATE TABLE IF NOT EXISTS gpu_recent (
     PRIMARY KEY (t, gpu)) WITHOUT ROWID;
 CREATE VIEW IF NOT EXISTS gpu_samples AS
     SELECT * FROM gpu_by_gpu UNION ALL SELECT * FROM gpu_recent;
-CREATE TABLE IF NOT EXISTS owner_samples (
+CREATE TABLE IF NOT EXISTS owner_by_owner (
     owner INTEGER NOT NULL, gpu INTEGER NOT NULL, t REAL NOT NULL, dt REAL NOT NULL,
     gpu_seconds REAL NOT NULL, energy_j REAL NOT NULL, util_seconds REAL NOT NULL,
     mem_used INTEGER, reserved_seconds REAL NOT NULL, idle_reserved_seconds REAL NOT NULL,
     PRIMARY KEY (owner, gpu, t)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS owner_samples_t ON owner_samples (t);
+CREATE INDEX IF NOT EXISTS owner_samples_t ON owner_by_owner (t);
+CREATE TABLE IF NOT EXISTS owner_recent (
+    owner INTEGER NOT NULL, gpu INTEGER NOT NULL, t REAL NOT NULL, dt REAL NOT NULL,
+    gpu_seconds REAL NOT NULL, energy_j REAL NOT NULL, util_seconds REAL NOT NULL,
+    mem_used INTEGER, reserved_seconds REAL NOT NULL, idle_reserved_seconds REAL NOT NULL,
+    PRIMARY KEY (t, owner, gpu)) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS owner_samples AS
+    SELECT * FROM owner_by_owner UNION ALL SELECT * FROM owner_recent;
 CREATE TABLE IF NOT EXISTS gpu_minutes (
     gpu INTEGER NOT NULL, minute INTEGER NOT NULL, seconds REAL NOT NULL,
     energy_j REAL NOT NULL, util_seconds REAL NOT NULL, util_dt REAL NOT NULL,
@@ -78,11 +87,14 @@ CREATE INDEX IF NOT EXISTS owner_minutes_minute ON owner_minutes (minute);
 SETTLE = """
 INSERT OR REPLACE INTO gpu_by_gpu SELECT * FROM gpu_recent;
 DELETE FROM gpu_recent;
+INSERT OR REPLACE INTO owner_by_owner SELECT * FROM owner_recent;
+DELETE FROM owner_recent;
 """
 
 #: Schema 1's table of raw GPU rows becomes schema 2's per-GPU table (same columns and key).
 MIGRATE_1 = """
 ALTER TABLE gpu_samples RENAME TO gpu_by_gpu;
+ALTER TABLE owner_samples RENAME TO owner_by_owner;
 """
 
 ROLLUP = """
@@ -113,7 +125,8 @@ ON CONFLICT (owner, gpu, minute) DO UPDATE SET
     first_t = min(first_t, excluded.first_t), last_t = max(last_t, excluded.last_t);
 DELETE FROM gpu_by_gpu WHERE t < :cut;
 DELETE FROM gpu_recent WHERE t < :cut;
-DELETE FROM owner_samples WHERE t < :cut;
+DELETE FROM owner_by_owner WHERE t < :cut;
+DELETE FROM owner_recent WHERE t < :cut;
 DELETE FROM gpu_minutes WHERE minute < :drop;
 DELETE FROM owner_minutes WHERE minute < :drop;
 """
@@ -329,7 +342,7 @@ class Writer:
                 ],
             )
             db.executemany(
-                "INSERT OR REPLACE INTO owner_samples VALUES (?,?,?,?,?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO owner_recent VALUES (?,?,?,?,?,?,?,?,?,?)",
                 [
                     (
                         self._owner_id(o.host, o.owner, names),
