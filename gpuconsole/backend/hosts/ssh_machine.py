@@ -148,6 +148,86 @@ def read_files_argv(shell: str = "sh") -> list[str]:
     return [shell, "-c", READ_FILES_DISPATCH, READ_FILES_POSIX, READ_FILES_BASH]
 
 
+# ``read_files`` served: the same readers in a loop over one long-lived session, so a host's
+# refreshes (every container's cgroup files every 2 s) cost two packets each instead of a
+# session opened, a command started and a session closed (about ten packets and a shell) each.
+# A request is its paths, one a line, then an empty line; the answer is the files in the
+# framing above, then a line ``.`` where a header would come. The loop ends with its stdin.
+
+#: The POSIX server (dash, busybox ash, old bash); the body as in READ_FILES_POSIX.
+READ_FILES_SERVE_POSIX = r"""while :; do
+  e=
+  while IFS= read -r p; do
+    [ -n "$p" ] || { e=1; break; }
+    [ -f "$p" ] && [ -r "$p" ] || continue
+    case $p in /proc/sys/*) continue ;; esac
+    {
+      printf '>%s\n' "$p"
+      while l=; do
+        if IFS= read -r l; then printf '|%s\n' "$l"
+        else [ -z "$l" ] || printf '=%s\n' "$l"; break
+        fi
+      done
+    } < "$p"
+  done
+  [ -n "$e" ] || exit 0
+  printf '.\n'
+done
+"""
+
+#: The bash server; the body as in READ_FILES_BASH, the answer written at once (one packet for
+#: a host's cgroup files rather than one per file).
+READ_FILES_SERVE_BASH = r"""if ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 404)); then
+  eval "$0"; exit 0
+fi
+LC_ALL=C
+IFS=
+o=
+while :; do
+  e=
+  while read -r p; do
+    [[ -n $p ]] || { e=1; break; }
+    [[ -f $p && -r $p ]] || continue
+    parts=()
+    mapfile -d '' parts < "$p" || continue
+    c="${parts[*]}"
+    o+=">$p"$'\n'"#${#c}"$'\n'"$c"
+  done
+  [[ -n $e ]] || exit 0
+  printf '%s.\n' "$o"
+  o=
+done
+"""
+
+
+def read_files_serve_argv(shell: str = "sh") -> list[str]:
+    """The command that serves ``read_files`` requests over one session (see above)."""
+    return [shell, "-c", READ_FILES_DISPATCH, READ_FILES_SERVE_POSIX, READ_FILES_SERVE_BASH]
+
+
+def answer_end(out: bytes | bytearray, start: int = 0) -> tuple[int, tuple[int, int] | None]:
+    """Where a served answer ends: ``(resume, None)`` while it is incomplete (``resume``: a
+    frame boundary to scan on from once more has come), else ``(_, (the end of its files, the
+    end of its "." line))``."""
+    i, end = start, len(out)
+    while i < end:
+        nl = out.find(b"\n", i)
+        if nl < 0:
+            break
+        tag = out[i : i + 1]
+        if tag == b"." and nl == i + 1:
+            return i, (i, nl + 1)
+        if tag == b"#" and out[i + 1 : nl].isdigit():
+            # a length frame: the bytes after it are content, whatever they look like
+            size = int(out[i + 1 : nl])
+            if nl + 1 + size > end:
+                break
+            i = nl + 1 + size
+            continue
+        i = nl + 1
+    return i, None
+
+
 #: ``existing`` on the remote side: path names on stdin; prints those that exist (``[ -e ]``).
 EXISTING_SCRIPT = r"""while IFS= read -r p; do
   [ -e "$p" ] && printf '%s\n' "$p"
@@ -399,6 +479,48 @@ class SshLineStream(_OwnedChannel):
             return out, True
         return out, False
 
+    def send(self, data: bytes) -> None:
+        """Write to the command's standard input (a question to a command that answers on
+        its output, as the GPU process list's session)."""
+        self._chan.sendall(data)
+
+
+class _FileServer(_OwnedChannel):
+    """A long-lived ``read_files`` server (READ_FILES_SERVE_*) on its own session."""
+
+    def __init__(self, chan: paramiko.Channel, slot: _Slot) -> None:
+        super().__init__(chan, slot)
+        #: Set while stdout holds data or the channel closed (paramiko clears it on reads).
+        self._ready = threading.Event()
+        chan.in_buffer.set_event(self._ready)
+
+    @property
+    def usable(self) -> bool:
+        chan = self._chan
+        return not (self._closed or chan.closed or chan.eof_received)
+
+    def ask(self, request: bytes, deadline: float) -> bytes:
+        """Send one request (paths, one a line, then an empty line); the answer's files.
+        EOFError when the server ended, TimeoutError past ``deadline``."""
+        chan = self._chan
+        chan.sendall(request + b"\n")
+        buf = bytearray()
+        scanned = 0
+        while True:
+            while chan.recv_ready():
+                buf += chan.recv(_CHUNK)
+            scanned, found = answer_end(buf, scanned)
+            if found is not None:
+                if found[1] != len(buf):  # more than one answer: out of step, do not reuse
+                    self.close()
+                return bytes(buf[: found[0]])
+            if chan.eof_received or chan.closed:
+                raise EOFError("the read_files server ended")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            self._ready.wait(remaining)
+
 
 class SshPty(_OwnedChannel):
     """A program on a pseudo-terminal of the remote machine (the ``Pty`` protocol)."""
@@ -478,6 +600,9 @@ class SshMachine:
         #: The exception of the last failed connection attempt (the console shows a
         #: HostKeyUnknown's fingerprint from it and can trust that key).
         self.last_error: BaseException | None = None
+        #: The ``read_files`` server session (one caller at a time; others run their own).
+        self._server_lock = threading.Lock()
+        self._server: _FileServer | None = None
         self._count_lock = threading.Lock()
         self._connects = 0
         self._sessions_opened = 0
@@ -1006,6 +1131,13 @@ class SshMachine:
         if not wanted:
             return {}
         stdin = "".join(p + "\n" for p in wanted).encode("utf-8", errors="surrogateescape")
+        if self._max_sessions >= 4 and self._server_lock.acquire(blocking=False):
+            try:
+                served = self._served(stdin, timeout)
+            finally:
+                self._server_lock.release()
+            if served is not None:
+                return parse_read_files_output(served)
         status, out, err = self._execute(
             shlex.join(read_files_argv()),
             "read_files",
@@ -1018,6 +1150,41 @@ class SshMachine:
                 f"{err.decode('utf-8', 'replace').strip() or f'sh exited {status}'}"
             )
         return parse_read_files_output(out)
+
+    def _served(self, stdin: bytes, timeout: float) -> bytes | None:
+        """``read_files`` through the server session (started on first use, and again after
+        it ended); None when it ended under this request (the caller runs the command once
+        instead). The caller holds ``_server_lock``."""
+        deadline = time.monotonic() + timeout
+        server = self._server
+        if server is None or not server.usable:
+            if server is not None:
+                server.close()
+            self._server = None
+
+            def start(chan: paramiko.Channel) -> None:
+                chan.exec_command(shlex.join(read_files_serve_argv()))
+                self._bump("_execs")
+
+            server = self._server = _FileServer(*self._start_session("read_files", start))
+        alarm = _DEADLINES.schedule(deadline, server.close)
+        try:
+            out = server.ask(stdin, deadline)
+        except Exception as e:
+            server.close()
+            self._server = None
+            t = self._transport
+            if t is None or not t.is_active():
+                if t is not None:
+                    self._lose(t, self._dead_reason(t))
+                raise self._unreachable() from e
+            if isinstance(e, TimeoutError) or not alarm.pending:
+                raise CommandError(f"read_files did not answer within {timeout:g} s") from None
+            return None
+        finally:
+            alarm.cancel()
+        self._heard()
+        return out
 
     def existing(self, paths: Sequence[str], timeout: float = 10.0) -> frozenset[str]:
         """Which of ``paths`` exist (``[ -e ]``: a dangling symlink does not), in one command."""
@@ -1151,6 +1318,9 @@ class SshMachine:
             self._closed = True
             t, self._transport = self._transport, None
             supervisor = self._supervisor
+            server, self._server = self._server, None
+        if server is not None:
+            server.close()
         self._stop.set()
         self._wake.set()
         if t is not None:
@@ -1213,4 +1383,5 @@ __all__ = [
     "SshPty",
     "parse_read_files_output",
     "read_files_argv",
+    "read_files_serve_argv",
 ]

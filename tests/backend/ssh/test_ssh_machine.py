@@ -377,6 +377,30 @@ def test_read_files_500_paths_in_one_exec(
     )
 
 
+def test_read_files_served_by_one_session_across_calls(machine: SshMachine, tmp_path: Path) -> None:
+    """Refreshes read through one long-lived session: no command, no session per call; a
+    server that ended is replaced, and its caller still gets the files."""
+    files = {tmp_path / f"f{i}": f"line {i}\n#12\n.\n" * i for i in range(1, 6)}
+    for path, text in files.items():
+        path.write_text(text)
+    (tmp_path / "last").write_text("no newline at the end")
+    paths = [str(p) for p in (*files, tmp_path / "last", tmp_path / "missing")]
+    want = {str(p): t for p, t in files.items()} | {str(tmp_path / "last"): "no newline at the end"}
+
+    assert machine.read_files(paths) == want
+    execs, opened = machine.execs, machine.sessions_opened
+    for _ in range(5):
+        assert machine.read_files(paths) == want
+    assert (machine.execs, machine.sessions_opened) == (execs, opened)
+
+    server = machine._server
+    assert server is not None
+    server._chan.close()  # the server ended under us (killed, or the shell died)
+    assert machine.read_files(paths) == want
+    assert machine.read_files(paths) == want
+    assert machine.execs - execs == 1, "one new server"
+
+
 @pytest.mark.parametrize(
     ("shell", "bash_on_path"),
     [("/bin/dash", False), ("/usr/bin/busybox", False), ("/bin/bash", False), ("/bin/dash", True)],
