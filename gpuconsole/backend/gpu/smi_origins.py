@@ -66,3 +66,19 @@ def parse_origins_output(output: str) -> tuple[str, Origins]:
         (pid, texts.get("cgroup"), texts.get("comm")) for pid, texts in sorted(found.items())
     )
     return "\n".join(apps_lines), origins
+
+
+#: ``sh -c QUERY_SERVER_SCRIPT sh nvidia-smi ARGS...``: ORIGINS_SCRIPT once per line read on
+#: stdin, each answer ended by ``END_MARK``. One session kept open instead of a command per
+#: process list: over SSH a command is a channel opened and closed and a login shell (~3 ms of
+#: the client's CPU, ten packets); a question on the open session is one packet each way.
+QUERY_SERVER_SCRIPT = (
+    "exe=$1; shift\nq() {\n"
+    + ORIGINS_SCRIPT.replace('"$0"', '"$exe"').replace("exit 0", "return 0")
+    + "}\nwhile IFS= read -r _; do q \"$@\" </dev/null; printf '\\036end\\n'; done\n"
+)
+END_MARK = "\036end"
+
+
+def query_server_argv(executable: str, query_args: list[str]) -> list[str]:
+    return ["sh", "-c", QUERY_SERVER_SCRIPT, "sh", executable, *query_args]

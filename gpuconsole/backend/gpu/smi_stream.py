@@ -30,7 +30,13 @@ from gpuconsole.backend.gpu.runner import (
     LineStream,
     LocalCommandRunner,
 )
-from gpuconsole.backend.gpu.smi_origins import Origins, origins_argv, parse_origins_output
+from gpuconsole.backend.gpu.smi_origins import (
+    END_MARK,
+    Origins,
+    origins_argv,
+    parse_origins_output,
+    query_server_argv,
+)
 from gpuconsole.backend.gpu.smi_parser import (
     SmiParseError,
     parse_apps_csv,
@@ -69,6 +75,23 @@ class _PollableStream(LineStream, Protocol):
     """A stream that can be read without waiting (an SSH channel's): see SshLineStream."""
 
     def poll_batches(self) -> tuple[list[list[str]], bool]: ...
+
+
+class _AskableStream(_PollableStream, Protocol):
+    """A pollable stream whose command reads what is sent to it (an SSH session's)."""
+
+    def send(self, data: bytes) -> None: ...
+
+
+@dataclasses.dataclass
+class _QuerySession:
+    """The process-list session (read in sample): a question is a line sent, its answer the
+    lines polled up to ``END_MARK``."""
+
+    stream: _AskableStream
+    #: When the question still out was sent (None: none is out).
+    asked_at: float | None = None
+    lines: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -151,6 +174,12 @@ class SmiStreamSource:
         self._polled: tuple[_PollableStream, _Reading] | None = None
         self._poll_lock = threading.Lock()
         self._query_thread: threading.Thread | None = None
+        #: Read in sample, with origins: the process list is asked for on one session kept
+        #: open (``query_server_argv``), polled like the stream; None until first asked, and
+        #: again once it failed. ``_query_sessions``: False where the runner's streams take
+        #: no input (then a command per list, in a thread, as without read in sample).
+        self._queries: _QuerySession | None = None
+        self._query_sessions = with_origins
         self._latest: dict[int, GpuSample] = {}
         #: The highest GPU index in ``_latest`` (GPUs are never dropped from it).
         self._top_index: int | None = None
@@ -345,8 +374,11 @@ class SmiStreamSource:
                 )
 
     def _query_soon(self) -> None:
-        """Read in sample: the process list, asked for in a thread of its own (the memory
-        it is asked at is taken now); none while the last one is still out."""
+        """Read in sample: the process list, asked for on the query session, else in a
+        thread of its own (the memory it is asked at is taken now); none while the last one
+        is still out."""
+        if self._query_sessions and self._ask_session():
+            return
         asking = self._query_thread
         if asking is not None and asking.is_alive():
             return
@@ -359,6 +391,79 @@ class SmiStreamSource:
         )
         self._query_thread = thread
         thread.start()
+
+    def _ask_session(self) -> bool:
+        """Send the question on the query session (opened first if need be); False where the
+        runner cannot keep one (the caller asks another way)."""
+        session = self._queries
+        if session is not None and session.asked_at is not None:
+            return True  # the answer is still out
+        memory = self._memory_now()
+        if session is None:
+            try:
+                stream = self._runner.stream(query_server_argv(self._executable, query_apps_args()))
+            except (CommandError, HostUnreachable) as err:
+                self._no_answer(f"cannot list GPU processes: {err}")
+                return True
+            if not (hasattr(stream, "poll_batches") and hasattr(stream, "send")):
+                stream.close()
+                self._query_sessions = False
+                return False
+            session = self._queries = _QuerySession(cast("_AskableStream", stream))
+        try:
+            session.stream.send(b"\n")
+        except Exception as err:  # the session is gone with its channel: opened again next time
+            self._drop_session(f"cannot list GPU processes: {err}")
+            return True
+        with self._lock:
+            self._memory_at_query = memory
+        session.asked_at = self._clock()
+        return True
+
+    def _poll_session(self) -> None:
+        """Read in sample: the query session's answer, if it came."""
+        session = self._queries
+        if session is None or session.asked_at is None:
+            return
+        try:
+            batches, ended = session.stream.poll_batches()
+        except Exception:  # a session that cannot be read has ended
+            batches, ended = [], True
+        for lines in batches:
+            for line in lines:
+                if line != END_MARK:
+                    session.lines.append(line)
+                    continue
+                output = "\n".join(session.lines)
+                session.lines = []
+                session.asked_at = None
+                self._store_processes(output)
+        if ended:
+            self._drop_session(
+                None if session.asked_at is None else "the GPU process query ended unanswered"
+            )
+        elif session.asked_at is not None and (
+            self._clock() - session.asked_at > self._command_timeout
+        ):
+            self._drop_session(
+                f"cannot list GPU processes: nvidia-smi did not answer within "
+                f"{self._command_timeout:g} s"
+            )
+
+    def _drop_session(self, problem: str | None) -> None:
+        """Close the query session (opened again at the next question); ``problem``: why, if
+        an answer was lost with it."""
+        session, self._queries = self._queries, None
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.stream.close()
+        if problem is not None:
+            self._no_answer(problem)
+
+    def _no_answer(self, problem: str) -> None:
+        with self._lock:
+            self._processes_at = self._clock()
+            self._apps_error = problem
 
     def _take(self, gpu: GpuSample, now: float, wall: float) -> bool:
         """Under the lock: one GPU row read at ``now``; True when it completes a round and the
@@ -406,25 +511,32 @@ class SmiStreamSource:
         memory = self._memory_now() if memory is None else memory
         with self._lock:
             self._memory_at_query = memory
-        origins: Origins = ()
         try:
             if self._with_origins:
                 output = self._runner.run(
                     origins_argv(self._executable, query_apps_args()),
                     timeout=self._command_timeout,
                 )
-                text, origins = parse_origins_output(output)
             else:
-                text = self._runner.run(
+                output = self._runner.run(
                     [self._executable, *query_apps_args()], timeout=self._command_timeout
                 )
-            procs = parse_apps_csv(text, {})
-        except (CommandError, SmiParseError, HostUnreachable) as err:
+        except (CommandError, HostUnreachable) as err:
             # HostUnreachable: the SSH host went down under the query; the stream ends with it
             # and is restarted (with its back-off) once the host is back.
-            with self._lock:
-                self._processes_at = self._clock()
-                self._apps_error = f"cannot list GPU processes: {err}"
+            self._no_answer(f"cannot list GPU processes: {err}")
+            return
+        self._store_processes(output)
+
+    def _store_processes(self, output: str) -> None:
+        """The process list (with origins where asked for them) as the query printed it."""
+        origins: Origins = ()
+        try:
+            if self._with_origins:
+                output, origins = parse_origins_output(output)
+            procs = parse_apps_csv(output, {})
+        except (CommandError, SmiParseError) as err:
+            self._no_answer(f"cannot list GPU processes: {err}")
             return
         with self._lock:
             self._processes = procs
@@ -436,6 +548,8 @@ class SmiStreamSource:
         self.start()
         if self._polled is not None:
             self._poll()
+        if self._queries is not None:
+            self._poll_session()
         now = self._clock()
         with self._lock:
             gpus = tuple(self._latest[i] for i in sorted(self._latest))
@@ -539,6 +653,7 @@ class SmiStreamSource:
             self._polled = None
         if stream is not None:
             stream.close()
+        self._drop_session(None)
         for thread in (self._thread, self._query_thread):
             if thread is not None:
                 thread.join(timeout=2)
