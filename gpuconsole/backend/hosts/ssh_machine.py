@@ -484,11 +484,6 @@ class SshLineStream(_OwnedChannel):
         its output, as the GPU process list's session)."""
         self._chan.sendall(data)
 
-    def send(self, data: bytes) -> None:
-        """Write to the command's standard input (a question to a command that answers on
-        its output, as the GPU process list's session)."""
-        self._chan.sendall(data)
-
 
 class _FileServer(_OwnedChannel):
     """A long-lived ``read_files`` server (READ_FILES_SERVE_*) on its own session."""
