@@ -9,7 +9,9 @@ The command runner is injectable: remote hosts supply one that runs over their S
 
 ``read_in_sample`` (the recorder, over SSH): no reader thread; ``sample()`` takes what came on
 the stream since the last sample without waiting, so one thread that samples many hosts in turn
-reads all their streams, and the process list is asked for in a short-lived thread.
+reads all their streams. The process list is asked on a second session kept open (a shell that
+answers a line with the list and its origins) and its answer polled the same way: no remote
+command, channel or thread per list.
 """
 
 from __future__ import annotations
