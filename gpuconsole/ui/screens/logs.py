@@ -13,7 +13,6 @@ stream, or, for a container that was already stopped, that it is not running.
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 import threading
@@ -231,12 +230,6 @@ class LogsScreen(QuietFocusScreen[None]):
         return self._status
 
     def on_mount(self) -> None:
-        # Python's full collections walk every object the app holds (Textual's, the
-        # console's: ~100,000) and a flood of lines makes them frequent: 300 ms stalls, every
-        # few seconds, here. Objects alive now are set aside for as long as the screen is up
-        # (unfrozen when it goes, so cycles among them are collected again); what it
-        # allocates from here on is collected as usual.
-        gc.freeze()
         box = self.query_one("#logs-search", Input)
         box.display = False
         box.disabled = True
@@ -246,8 +239,11 @@ class LogsScreen(QuietFocusScreen[None]):
         self._show_status()
 
     def on_unmount(self) -> None:
+        # No gc.freeze / gc.unfreeze here: the app froze what start-up made (ui/gc_settle.py),
+        # and unfreezing, which knows no "only what I froze", gave every full collection after
+        # this screen the whole app to walk again (~115 ms each, on the keys that followed).
+        # The lines themselves are tuples of strings, which the collector stops tracking.
         self.follower.close()
-        gc.unfreeze()
 
     def _start(self) -> None:
         self.reader = self.run_worker(
