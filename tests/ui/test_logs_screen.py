@@ -272,7 +272,8 @@ async def test_save_writes_the_lines_as_shown(
         assert all(STAMP.match(line) for line in stamped)  # as shown: with timestamps
         await pilot.press("t", "s")  # timestamps hidden: saved without them
         await until(pilot, lambda: len(list(tmp_path.glob("*.log"))) == 2, what="a second file")
-        second = max(tmp_path.glob("*.log"), key=lambda p: len(p.name))
+        # The other file: its name is the first's with "-1" only within the same second.
+        second = next(p for p in tmp_path.glob("*.log") if p != saved)
         assert second.read_text() == "alpha\nbeta\ngamma   delta\n"
 
 

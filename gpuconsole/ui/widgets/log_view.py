@@ -16,19 +16,22 @@ running sum per line, computed once per width and extended per new line.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from typing import Generic, TypeVar
 
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
-from textual.cache import LRUCache
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from gpuconsole.ui.widgets.log_lines import LogLine, shown
 
 GUTTER = 2
+#: Rows kept as drawn (a few screens: each is a Strip, which the garbage collector walks).
+ROWS_KEPT = 256
 STDERR_MARK = "▌"
 
 
@@ -38,6 +41,44 @@ _Body = tuple[list[Segment], int] | Sequence[Strip]
 
 def _cells(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _Recent(Generic[_K, _V]):
+    """At most ``size`` entries; the least recently used goes first. Not Textual's LRUCache:
+    that one links its entries in a ring of lists, so a cleared cache (every timestamps or wrap
+    toggle, every search) is cyclic garbage, left with all it held for Python's full
+    collections: 27,000-66,000 objects each while 10,000 lines a second stream, 100-170 ms of
+    CPU on the event loop. An OrderedDict's links are not objects: what it drops is freed at
+    once."""
+
+    __slots__ = ("_data", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._data: OrderedDict[_K, _V] = OrderedDict()
+        self._size = size
+
+    def get(self, key: _K) -> _V | None:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def __setitem__(self, key: _K, value: _V) -> None:
+        data = self._data
+        data[key] = value
+        data.move_to_end(key)
+        if len(data) > self._size:
+            data.popitem(last=False)
+
+    def discard(self, key: _K) -> None:
+        self._data.pop(key, None)
+
+    def clear(self) -> None:
+        self._data.clear()
 
 
 class LogView(ScrollView, can_focus=True):
@@ -88,8 +129,12 @@ class LogView(ScrollView, can_focus=True):
         #: seqs of the lines that match ``needle``, in order; ``current`` is one of them.
         self.matches: list[int] = []
         self.current: int | None = None
-        self._cache: LRUCache[int, _Body] = LRUCache(1024)
+        self._cache: _Recent[int, _Body] = _Recent(1024)
+        #: Rows as drawn, by (seq, row within the line), for ``_rows_for`` (width, scroll_x).
+        self._rows: _Recent[tuple[int, int], Strip] = _Recent(ROWS_KEPT)
+        self._rows_for = (0, 0)
         self._styles: dict[str, Style] | None = None
+        self._alike: dict[tuple[Style, Style], bool] = {}
 
     # -- the buffer ---------------------------------------------------------------------------
 
@@ -115,8 +160,12 @@ class LogView(ScrollView, can_focus=True):
             self.first += skipped
         start = len(self._lines)
         self._lines.extend(lines)
-        self._max_text = max(self._max_text, max(_cells(text) for _, text, _ in lines))
-        self._max_stamp = max(self._max_stamp, max(len(stamp) for _, _, stamp in lines))
+        _, texts, stamps = zip(*lines, strict=True)
+        # Two passes in C for a batch of plain text (most of them): a flood's batch is
+        # thousands of lines, added on the event loop.
+        widest = max(map(len, texts)) if "".join(texts).isascii() else max(map(_cells, texts))
+        self._max_text = max(self._max_text, widest)
+        self._max_stamp = max(self._max_stamp, max(map(len, stamps)))
         if self.wrap:
             self._extend_rows(start)
         if self.needle:
@@ -141,7 +190,7 @@ class LogView(ScrollView, can_focus=True):
         self.current = None
         self.unseen = 0
         self.following = True
-        self._cache.clear()
+        self._forget()
         self._update_virtual_size()
         self.scroll_to(0, 0, animate=False)
         self.refresh()
@@ -198,7 +247,7 @@ class LogView(ScrollView, can_focus=True):
 
     def _relayout(self) -> None:
         """Options or width changed: every row position and cached strip is stale."""
-        self._cache.clear()
+        self._forget()
         self._starts = []
         self._rows_end = 0
         if self.wrap:
@@ -303,7 +352,7 @@ class LogView(ScrollView, can_focus=True):
         self._fold = needle == needle.lower()
         self.matches = []
         self.current = None
-        self._cache.clear()
+        self._forget()
         if needle:
             self._extend_matches(0)
             if self.matches:
@@ -341,7 +390,7 @@ class LogView(ScrollView, can_focus=True):
         self.current = seq
         for old in (before, seq):
             if old is not None:
-                self._cache.discard(old)
+                self._forget_line(old)
         row = self.row_of(seq)
         height = self.scrollable_content_region.height or self.size.height
         self.scroll_to(y=max(0, row - height // 3), animate=False, immediate=True)
@@ -354,7 +403,22 @@ class LogView(ScrollView, can_focus=True):
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles = None
+        self._alike.clear()
+        self._forget()
+
+    def _forget(self) -> None:
+        """Every line's drawing is stale (options, width, styles, search)."""
         self._cache.clear()
+        self._rows.clear()
+
+    def _forget_line(self, seq: int) -> None:
+        """Line ``seq``'s drawing is stale (a match on it came or went)."""
+        self._cache.discard(seq)
+        index = seq - self.first
+        if 0 <= index < len(self._lines):
+            parts = self._rows_of(self._lines[index]) if self.wrap else 1
+            for part in range(parts):
+                self._rows.discard((seq, part))
 
     def _style(self, name: str) -> Style:
         if self._styles is None:
@@ -401,19 +465,52 @@ class LogView(ScrollView, can_focus=True):
         if self.wrap:
             width = self._wrap_width
             strip = Strip(segments, cells)
-            body = strip.divide([*range(width, cells, width), cells]) or [strip]
+            # A line that fits stays one strip: divided into one piece, a Strip keeps itself in
+            # its own cache, a cycle that only a full collection frees.
+            body = [strip] if cells <= width else strip.divide([*range(width, cells, width), cells])
         self._cache[seq] = body
         return body
 
-    def render_line(self, y: int) -> Strip:
-        scroll_x, scroll_y = self.scroll_offset
-        width = self.size.width
+    def _blank_alike(self, style: Style, blank: Style) -> bool:
+        """Whether spaces drawn in ``style`` look as they do in ``blank``: the same background
+        and nothing drawn over a space (lines, reversed colours)."""
+        key = (style, blank)
+        alike = self._alike.get(key)
+        if alike is None:
+            alike = style.bgcolor == blank.bgcolor and not any(
+                getattr(s, attr) for s in (style, blank) for attr in _OVER_SPACES
+            )
+            self._alike[key] = alike
+        return alike
+
+    def _joined(self, row: list[Segment]) -> list[Segment]:
+        """``row`` with neighbours drawn alike as one segment: the gutter's and the padding's
+        spaces go into the text beside them where they look the same. Fewer segments are less
+        work for every step after this one, and fewer bytes to the terminal (a row of a stdout
+        line is then one or two segments, not four)."""
+        out = [row[0]]
+        for seg in row[1:]:
+            last = out[-1]
+            text, style = seg.text, seg.style
+            if not text:
+                continue
+            if style is last.style or style == last.style:
+                out[-1] = Segment(last.text + text, last.style)
+            elif last.style is not None and style is not None:
+                if not text.strip(" ") and self._blank_alike(last.style, style):
+                    out[-1] = Segment(last.text + text, last.style)
+                elif not last.text.strip(" ") and self._blank_alike(style, last.style):
+                    out[-1] = Segment(last.text + text, style)
+                else:
+                    out.append(seg)
+            else:
+                out.append(seg)
+        return out
+
+    def _draw(self, index: int, part: int, scroll_x: int, width: int) -> Strip:
+        """Row ``part`` of line ``index``, gutter and padding included, ``width`` cells."""
         room = width - GUTTER
         base = self._style("base")
-        at = self.line_at(scroll_y + y)
-        if at is None:
-            return Strip.blank(width, base)
-        index, part = at
         body = self._body(index)
         if isinstance(body, tuple):
             segments, cells = body
@@ -430,7 +527,67 @@ class LogView(ScrollView, can_focus=True):
         row = [gutter, *segments]
         if cells < room:
             row.append(Segment(" " * (room - cells), base))
-        return Strip(row, width)
+        return Strip(self._joined(row), width)
+
+    def _row(self, row: int, scroll_x: int, width: int) -> Strip:
+        """View row ``row`` as drawn (cached by line and row within it)."""
+        if self._rows_for != (width, scroll_x):
+            self._rows.clear()
+            self._rows_for = (width, scroll_x)
+        at = self.line_at(row)
+        if at is None:
+            return Strip.blank(width, self._style("base"))
+        index, part = at
+        key = (self.first + index, part)
+        strip = self._rows.get(key)
+        if strip is None:
+            strip = self._rows[key] = self._draw(index, part, scroll_x, width)
+        return strip
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        return self._row(scroll_y + y, scroll_x, self.size.width)
+
+    def _plain(self) -> bool:
+        """No border, padding, outline, tint, opacity, title or hatch: the rows as drawn are
+        the widget's lines as they are (what Textual's styles cache would make of them)."""
+        styles = self.styles
+        return (
+            not any(styles.gutter)
+            and not any(edge for edge, _ in styles.outline)
+            and not styles.tint.a
+            and styles.text_opacity == 1.0
+            and self.opacity == 1.0
+            and self._border_title is None
+            and self._border_subtitle is None
+            and not (styles.has_rule("hatch") and styles.hatch != "none")
+        )
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """The rows in ``crop``, straight from the row cache. Textual's styles cache would
+        restyle and copy every row again (more than the row itself costs, and at 10,000 lines a
+        second every row is new in every frame); it is kept for a view that is styled more
+        than plainly."""
+        if not self._plain():
+            return super().render_lines(crop)
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.size.width
+        filters = self.get_line_filters()
+        _, background = self.background_colors
+        strips: list[Strip] = []
+        for y in crop.line_range:
+            strip = self._row(scroll_y + y, scroll_x, width)
+            for line_filter in filters:
+                strip = strip.apply_filter(line_filter, background)
+            strips.append(strip)
+        if crop.column_span != (0, width):
+            x1, x2 = crop.column_span
+            strips = [strip.crop(x1, x2) for strip in strips]
+        return strips
+
+
+#: Style attributes that draw on a space.
+_OVER_SPACES = ("reverse", "underline", "underline2", "strike", "overline", "frame", "encircle")
 
 
 __all__ = ["GUTTER", "STDERR_MARK", "LogView"]
