@@ -104,6 +104,16 @@ def row_cells(
     )
 
 
+def shown_figures(c: ContainerSummary, stats: ContainerStats | None) -> tuple[str, str]:
+    """The CPU and memory cells' text (what ``row_cells`` shows of ``stats``)."""
+    if stats is None:
+        return fmt.cpu_percent(None, c.running), fmt.memory(None, None, c.running)
+    return (
+        fmt.cpu_percent(stats.cpu_percent, c.running),
+        fmt.memory(stats.memory_bytes, stats.memory_limit_bytes, c.running),
+    )
+
+
 def matches(c: ContainerSummary, needle: str) -> bool:
     needle = needle.strip().lower()
     return not needle or needle in c.name.lower() or needle in c.image.lower()
@@ -150,6 +160,8 @@ class _HostPart:
     entries: list[_Entry]
     #: Container id -> (the row's inputs, its cells).
     inputs: dict[str, tuple[object, Cells]]
+    #: Every row as drawn before (the same cells, the same rows): nothing to write.
+    unchanged: bool = False
 
 
 class ContainersTable(FastTable, inherit_bindings=False):
@@ -246,6 +258,7 @@ class ContainersTable(FastTable, inherit_bindings=False):
         now = time.time()
         order_of_host = {p.host: i for i, p in enumerate(parts)}
         reused = 0
+        drawn = False  # a part whose rows are not exactly as drawn
         fresh: dict[str, _HostPart] = {}
         for part in parts:
             signature = (
@@ -266,9 +279,14 @@ class ContainersTable(FastTable, inherit_bindings=False):
                 fresh[part.host] = cached
                 reused += 1
             else:
-                fresh[part.host] = self._build_part(part, signature, with_host, needle, now, cached)
+                built = self._build_part(part, signature, with_host, needle, now, cached)
+                fresh[part.host] = built
+                drawn = drawn or not built.unchanged
         if reused == len(parts) and fresh.keys() == self._parts.keys():
             return  # nothing any row is drawn from changed
+        if fresh.keys() == self._parts.keys() and not drawn:
+            self._parts = fresh  # new figures, the same text in every cell: nothing to draw
+            return
         self._parts = fresh
         # Newest first, as `docker ps` lists them; hosts in config order break ties.
         entries = [e for host_part in fresh.values() for e in host_part.entries]
@@ -298,6 +316,7 @@ class ContainersTable(FastTable, inherit_bindings=False):
         old = before.inputs if before is not None and same_look else {}
         inputs_of: dict[str, tuple[object, Cells]] = {}
         entries: list[_Entry] = []
+        unchanged = before is not None and same_look and before.signature[0] == signature[0]
         for c in part.snapshot.containers:
             if not matches(c, needle):
                 continue
@@ -305,11 +324,14 @@ class ContainersTable(FastTable, inherit_bindings=False):
             request = part.snapshot.gpus.get(c.id)
             usage = part.usage.get(c.id)
             idle = part.idle.get(c.id)
-            inputs = (c, stats, request, usage, idle)
+            # CPU and memory as the cells show them: figures that move below the shown
+            # resolution (every refresh, for a running container) leave the row alone.
+            inputs = (c, shown_figures(c, stats), request, usage, idle)
             prev = old.get(c.id)
             if prev is not None and prev[0] == inputs:
                 cells = prev[1]
             else:
+                unchanged = False
                 cells = row_cells(c, stats, request, usage, idle, now)
                 if part.stale is not None:
                     cells = stale_cells(cells, part.stale)
@@ -317,7 +339,8 @@ class ContainersTable(FastTable, inherit_bindings=False):
                     cells = (Text(part.host, style="dim" if part.stale else "cyan"), *cells)
             inputs_of[c.id] = (inputs, cells)
             entries.append(((-c.created, order, c.name), row_key(part.host, c.id), c, cells))
-        return _HostPart(part.snapshot, signature, entries, inputs_of)
+        unchanged = unchanged and len(inputs_of) == len(old)
+        return _HostPart(part.snapshot, signature, entries, inputs_of, unchanged)
 
     def clear_rows(self) -> None:
         self.clear()

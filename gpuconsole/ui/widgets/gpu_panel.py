@@ -29,6 +29,8 @@ class GpuPanel(Widget):
         self._views: dict[str, GpuView] = {}
         #: The mounted cards (a DOM query per sample of every host was a fleet's main cost).
         self._card_widgets: list[GpuCard] = []
+        #: Cards were left unfilled below the strip's edge (filled when it grows).
+        self._hidden = False
 
     def compose(self) -> ComposeResult:
         yield TextLine("GPUs: starting…", id="gpu-status")
@@ -81,8 +83,15 @@ class GpuPanel(Widget):
         if len(self._card_widgets) != len(cards):
             self._card_widgets = list(grid.query(GpuCard))
         first = next(iter(views), "")
+        # The strip is at most a few rows high: with many hosts most cards are below its edge,
+        # and making their text every second was work nobody sees (they are shown again when
+        # the strip grows: on_resize).
+        below = self._edge(status)
         for card in self._card_widgets:
             if changed is not None and card.host is not None and card.host not in changed:
+                continue
+            if below is not None and card.virtual_region.y >= below:
+                self._hidden = True
                 continue
             shown = views.get(card.host or first)
             if shown is None:
@@ -90,3 +99,15 @@ class GpuPanel(Widget):
             for gpu in shown.snapshot.gpus:
                 if gpu.index == card.index:
                     card.show(gpu, shown)
+
+    def _edge(self, status: TextLine) -> int | None:
+        """The first grid line below the strip's edge (None before it is laid out)."""
+        height = self.size.height
+        if height <= 0:
+            return None
+        return height - (status.outer_size.height if status.display else 0)
+
+    def on_resize(self) -> None:
+        if self._hidden and self._views:
+            self._hidden = False
+            self.show_hosts(self._views)
