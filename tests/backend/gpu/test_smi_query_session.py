@@ -181,3 +181,25 @@ def test_an_unanswered_question_is_said_and_asked_again_on_a_new_session() -> No
     assert answered.error is None
     source.close()
     assert fresh.closed
+
+
+class _Refusing(_Runner):
+    """A host whose connection breaks as the session is opened (an error of any kind)."""
+
+    def stream(self, argv: Any) -> _Polled:
+        if argv[0] == "sh":
+            raise OSError("Connection reset by peer")
+        return super().stream(argv)
+
+
+def test_a_session_that_cannot_be_opened_costs_the_list_not_the_samples() -> None:
+    now = [100.0]
+    source = SmiStreamSource(
+        _Refusing(), host="flaky", clock=lambda: now[0], with_origins=True, read_in_sample=True
+    )
+    source.sample()
+    now[0] += 1
+    snapshot = source.sample()  # the list is due here, and cannot be asked
+    assert [g.index for g in snapshot.gpus] == [0, 1]
+    assert snapshot.error is not None and "Connection reset by peer" in snapshot.error
+    source.close()
