@@ -31,7 +31,6 @@ from gpuconsole.monitor.events import (
     RefreshFailed,
 )
 from gpuconsole.monitor.gpu_view import GpuView
-from gpuconsole.monitor.live_list import LiveList, follows_events
 
 if TYPE_CHECKING:
     from gpuconsole.backend.docker.host import EventWatch
@@ -69,15 +68,12 @@ class HostMonitor:
         clock: Callable[[], float] = time.time,
         container_stats: bool = True,
         slow_after: float = 5.0,
-        follow_events: bool = True,
     ) -> None:
         """``alerts``: judge GPU samples against these rules (None or disabled: no alerts);
         ``alert_command``: where raised and cleared alerts are also sent; ``clock``: the alert
         rules' time (tests pass their own); ``slow_after``: a containers refresh still waiting
         after this many seconds is reported (EngineSlow) without waiting for the engine call's
-        own timeout — a hung engine must show as such at once, not as the last list;
-        ``follow_events``: keep the container list from engine events (see live_list.py)
-        rather than list every container on every refresh."""
+        own timeout — a hung engine must show as such at once, not as the last list."""
         from gpuconsole.backend.gpu import GpuHistory
 
         self.host = host
@@ -99,11 +95,6 @@ class HostMonitor:
         self._running = threading.Event()
         self._running.set()
         self._watch: EventWatch | None = None
-        #: The container list kept from engine events (engines that can; others are listed
-        #: whole on every refresh).
-        self._live = (
-            LiveList(host.engine) if follow_events and follows_events(host.engine) else None
-        )
         self.failures = 0
         self.slow_after = slow_after
         #: When the containers refresh in progress began (monotonic), None between refreshes;
@@ -135,9 +126,6 @@ class HostMonitor:
             thread.start()
 
     def wake(self) -> None:
-        """Refresh now, the whole list included (an action's result, a host brought back)."""
-        if self._live is not None:
-            self._live.list_all_next()
         self._wake.set()
 
     def pause(self) -> None:
@@ -165,8 +153,6 @@ class HostMonitor:
 
     def _on_event(self, action: str, container_id: str) -> None:
         if action.split(":", 1)[0].strip() in RELEVANT_EVENTS:
-            if self._live is not None:
-                self._live.changed(container_id)
             self._wake.set()
 
     # -- containers ---------------------------------------------------------------------------
@@ -175,13 +161,7 @@ class HostMonitor:
         """One containers refresh; returns how long to wait before the next."""
         engine = self.host.engine
         try:
-            if self._live is None:
-                snapshot = engine.snapshot(all=self.show_all, stats=self.container_stats)
-            else:
-                containers = self._live.current(self.show_all)
-                snapshot = self._live.engine.snapshot(
-                    all=self.show_all, stats=self.container_stats, containers=containers
-                )
+            snapshot = engine.snapshot(all=self.show_all, stats=self.container_stats)
         except (HostUnreachable, MachineUnreachable) as exc:
             self.failures += 1
             status = HostStatus(

@@ -33,7 +33,6 @@ from gpuconsole.backend.docker.parse import (
     stats_from_api,
     summary_from_list,
 )
-from gpuconsole.backend.docker.status_text import parse_instant
 from gpuconsole.backend.errors import GpuconsoleError, HostUnreachable
 from gpuconsole.backend.models import (
     ContainerDetails,
@@ -237,50 +236,6 @@ class DockerEngine:
             raise
         return tuple(summary_from_list(self._name, c) for c in raw)
 
-    def list_some(self, container_ids: list[str], all: bool = True) -> tuple[ContainerSummary, ...]:
-        """The list entries of these containers only (one filtered list call: what an engine
-        event changed, in the list's own wording); ids that are gone are simply absent."""
-        if not container_ids:
-            return ()
-        api = self._api()
-        try:
-            with self._call():
-                raw = api.containers(all=all, filters={"id": list(container_ids)})
-        except GpuconsoleError as exc:
-            if isinstance(exc, HostUnreachable):
-                self._drop_client()
-            raise
-        wanted = set(container_ids)  # the filter matches prefixes: keep the ids asked for
-        out = (summary_from_list(self._name, c) for c in raw)
-        return tuple(c for c in out if c.id in wanted)
-
-    def container_times(self, container_ids: list[str]) -> dict[str, tuple[float | None, ...]]:
-        """Container id -> (started, finished) on the daemon's clock (epoch seconds, None when
-        never), one inspect each; the GPU request of the same answer is cached on the way.
-        Containers that are gone are absent."""
-        if not container_ids:
-            return {}
-        api = self._api()
-
-        def one(cid: str) -> tuple[str, tuple[float | None, ...]] | None:
-            try:
-                with self._call(cid, "inspect"):
-                    raw = api.inspect_container(cid)
-            except GpuconsoleError:
-                return None
-            state = raw.get("State") or {}
-            with contextlib.suppress(GpuconsoleError):
-                self._gpu_cache.setdefault(
-                    cid, gpu_request_from_host_config(raw.get("HostConfig") or {})
-                )
-            return cid, (
-                parse_instant(state.get("StartedAt")),
-                parse_instant(state.get("FinishedAt")),
-            )
-
-        with ThreadPoolExecutor(max_workers=min(8, len(container_ids))) as pool:
-            return {item[0]: item[1] for item in pool.map(one, container_ids) if item is not None}
-
     def stats(self, container_ids: list[str]) -> dict[str, ContainerStats]:
         """CPU and memory for running containers; cgroups first, the API for the rest."""
         out: dict[str, ContainerStats] = {}
@@ -366,17 +321,10 @@ class DockerEngine:
             del self._gpu_cache[gone]
         return {cid: self._gpu_cache[cid] for cid in container_ids if cid in self._gpu_cache}
 
-    def snapshot(
-        self,
-        all: bool = True,
-        stats: bool = True,
-        containers: tuple[ContainerSummary, ...] | None = None,
-    ) -> HostSnapshot:
+    def snapshot(self, all: bool = True, stats: bool = True) -> HostSnapshot:
         """One full refresh: list, CPU and memory of the running ones (unless ``stats`` is
-        False: the recorder needs names and GPU requests only), GPU requests. ``containers``:
-        the list as the caller keeps it (from engine events), not asked for again."""
-        if containers is None:
-            containers = self.list_containers(all=all)
+        False: the recorder needs names and GPU requests only), GPU requests."""
+        containers = self.list_containers(all=all)
         running = [c.id for c in containers if c.running]
         figures = self.stats(running) if running and stats else {}
         gpus = self.gpu_requests([c.id for c in containers]) if containers else {}
