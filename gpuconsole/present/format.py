@@ -63,12 +63,17 @@ def memory(used: int | None, limit: int | None, running: bool = True) -> str:
     return f"{size(used)} / {size(limit)}"
 
 
+#: What the engine reports for a port published on every interface (a container someone else
+#: started; gpuconsole's launches bind 127.0.0.1): shown as ``*`` so the exposure is visible.
+EVERY_INTERFACE = ("0.0.0.0", "::")
+
+
 def port(p: PortMapping) -> str:
     if p.host_port is None:
         return f"{p.private_port}/{p.protocol}"
     ip = p.host_ip or ""
-    if ip in ("", "0.0.0.0", "::"):
-        ip = "*" if ip in ("0.0.0.0", "::") else ""
+    if ip in EVERY_INTERFACE:
+        ip = "*"
     where = f"{ip}:{p.host_port}" if ip else str(p.host_port)
     return f"{where}→{p.private_port}/{p.protocol}"
 
@@ -77,8 +82,8 @@ def ports(items: tuple[PortMapping, ...]) -> str:
     """Published ports; an IPv4 and IPv6 binding of the same port count once."""
     seen: list[str] = []
     for p in items:
-        if p.host_ip == "::" and any(
-            q.host_ip == "0.0.0.0" and q.host_port == p.host_port for q in items
+        if p.host_ip == EVERY_INTERFACE[1] and any(
+            q.host_ip == EVERY_INTERFACE[0] and q.host_port == p.host_port for q in items
         ):
             continue
         text = port(p)

@@ -99,22 +99,23 @@ _REFUSED_ERRORS = frozenset(
 # other shell reads line by line (seq_file-safe byte reads) and leaves /proc/sys out. NUL bytes are
 # dropped either way (shell strings cannot hold them).
 
-#: The POSIX reader (dash, busybox ash, old bash): ``|LINE`` per line, ``=LINE`` for a last line
-#: without newline. ``l=`` first: on a read(2) error bash leaves the variable as it was.
-READ_FILES_POSIX = r"""while IFS= read -r p; do
-  [ -f "$p" ] && [ -r "$p" ] || continue
-  case $p in /proc/sys/*) continue ;; esac
-  {
-    printf '>%s\n' "$p"
-    while l=; do
-      if IFS= read -r l; then printf '|%s\n' "$l"
-      else [ -z "$l" ] || printf '=%s\n' "$l"; break
-      fi
-    done
-  } < "$p"
-done
-exit 0
+#: One path ``$p``, as the POSIX readers (dash, busybox ash, old bash) frame it: ``|LINE`` per
+#: line, ``=LINE`` for a last line without newline. ``l=`` first: on a read(2) error bash leaves
+#: the variable as it was.
+_POSIX_ONE_FILE = r"""[ -f "$p" ] && [ -r "$p" ] || continue
+case $p in /proc/sys/*) continue ;; esac
+{
+  printf '>%s\n' "$p"
+  while l=; do
+    if IFS= read -r l; then printf '|%s\n' "$l"
+    else [ -z "$l" ] || printf '=%s\n' "$l"; break
+    fi
+  done
+} < "$p"
 """
+
+#: The POSIX reader: every path on stdin.
+READ_FILES_POSIX = "while IFS= read -r p; do\n" + _POSIX_ONE_FILE + "done\nexit 0\n"
 
 #: The bash reader: ``#LENGTH`` (bytes) then exactly that many bytes. Runs as ``bash -c BASH
 #: POSIX BASH`` (so $0 is the POSIX reader, for bash < 4.4 without ``mapfile -d``).
@@ -154,26 +155,12 @@ def read_files_argv(shell: str = "sh") -> list[str]:
 # A request is its paths, one a line, then an empty line; the answer is the files in the
 # framing above, then a line ``.`` where a header would come. The loop ends with its stdin.
 
-#: The POSIX server (dash, busybox ash, old bash); the body as in READ_FILES_POSIX.
-READ_FILES_SERVE_POSIX = r"""while :; do
-  e=
-  while IFS= read -r p; do
-    [ -n "$p" ] || { e=1; break; }
-    [ -f "$p" ] && [ -r "$p" ] || continue
-    case $p in /proc/sys/*) continue ;; esac
-    {
-      printf '>%s\n' "$p"
-      while l=; do
-        if IFS= read -r l; then printf '|%s\n' "$l"
-        else [ -z "$l" ] || printf '=%s\n' "$l"; break
-        fi
-      done
-    } < "$p"
-  done
-  [ -n "$e" ] || exit 0
-  printf '.\n'
-done
-"""
+#: The POSIX server: requests until stdin ends, each answer ended by ".".
+READ_FILES_SERVE_POSIX = (
+    'while :; do\n  e=\n  while IFS= read -r p; do\n    [ -n "$p" ] || { e=1; break; }\n'
+    + _POSIX_ONE_FILE
+    + "  done\n  [ -n \"$e\" ] || exit 0\n  printf '.\\n'\ndone\n"
+)
 
 #: The bash server; the body as in READ_FILES_BASH, the answer written at once (one packet for
 #: a host's cgroup files rather than one per file).
