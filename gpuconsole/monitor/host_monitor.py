@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from gpuconsole.backend.docker.live_list import relevant
 from gpuconsole.backend.errors import GpuconsoleError, HostUnreachable
 from gpuconsole.backend.hosts.machine import MachineUnreachable
 from gpuconsole.backend.models import EngineState, HostSnapshot, HostStatus
@@ -38,14 +39,6 @@ if TYPE_CHECKING:
     from gpuconsole.backend.hosts.host import Host
     from gpuconsole.monitor.alert_command import AlertCommand
     from gpuconsole.settings.config import AlertSettings
-
-#: Engine events that change what the table shows; exec_*, top, attach and the like do not.
-RELEVANT_EVENTS = frozenset(
-    {
-        *("create", "start", "restart", "die", "stop", "kill", "destroy", "pause"),
-        *("unpause", "rename", "update", "oom", "health_status", "reconnect", "disconnect"),
-    }
-)
 
 
 class HostMonitor:
@@ -126,6 +119,12 @@ class HostMonitor:
             thread.start()
 
     def wake(self) -> None:
+        """Refresh now, the whole list included (an action's result, a host brought back): an
+        engine that keeps its list from events (DockerEngine.relist, reached through any
+        wrapper) takes it whole; the others list whole on every refresh anyway."""
+        relist = getattr(self.host.engine, "relist", None)
+        if callable(relist):
+            relist()
         self._wake.set()
 
     def pause(self) -> None:
@@ -152,7 +151,7 @@ class HostMonitor:
             watch.close()
 
     def _on_event(self, action: str, container_id: str) -> None:
-        if action.split(":", 1)[0].strip() in RELEVANT_EVENTS:
+        if relevant(action):
             self._wake.set()
 
     # -- containers ---------------------------------------------------------------------------
@@ -161,6 +160,8 @@ class HostMonitor:
         """One containers refresh; returns how long to wait before the next."""
         engine = self.host.engine
         try:
+            # The engine's own call, as the DockerHost protocol has it: an engine that keeps
+            # its list from events does so beneath it (and pings when it lists nothing).
             snapshot = engine.snapshot(all=self.show_all, stats=self.container_stats)
         except (HostUnreachable, MachineUnreachable) as exc:
             self.failures += 1

@@ -8,8 +8,12 @@ so the same code is fast locally and costs one remote command per refresh over S
 Design choices that matter for speed and robustness:
 - every call has a timeout, and the client is built lazily, so a dead engine costs one timeout
   and is retried on the next refresh instead of failing construction;
-- one list call per refresh (no per-container inspect); GPU requests, which only inspect shows,
-  never change for a container id, so each id is inspected once and cached;
+- the container list kept from the engine's own events while one of its event streams is
+  connected (live_list.py): a refresh lists only what an event named, the whole list every 30 s,
+  and otherwise pings (one GET /_ping, so a hung engine still fails the refresh); with no
+  stream connected, one list call per refresh. No per-container inspect per refresh: GPU
+  requests, which only inspect shows, never change for a container id, so each id is inspected
+  once and cached;
 - CPU and memory from the cgroups in one pass, the stats API only for containers whose cgroup
   is not visible from the machine.
 """
@@ -27,12 +31,14 @@ from typing import TYPE_CHECKING, Any
 from gpuconsole.backend.docker.cgroup_stats import CgroupStatsReader
 from gpuconsole.backend.docker.errors_map import engine_errors, unreachable
 from gpuconsole.backend.docker.host import EventCallback
+from gpuconsole.backend.docker.live_list import LiveList, relevant
 from gpuconsole.backend.docker.parse import (
     details_from_inspect,
     gpu_request_from_host_config,
     stats_from_api,
     summary_from_list,
 )
+from gpuconsole.backend.docker.status_text import parse_instant
 from gpuconsole.backend.errors import GpuconsoleError, HostUnreachable
 from gpuconsole.backend.models import (
     ContainerDetails,
@@ -108,6 +114,8 @@ class DockerEngine:
         self._version: dict[str, Any] = {}
         self._cgroups: CgroupStatsReader | None = None
         self._gpu_cache: dict[str, GpuRequest] = {}
+        #: The container list as the engine's events keep it (used while a stream follows).
+        self.live = LiveList(self)
 
     # -- connection -------------------------------------------------------------------------
 
@@ -199,6 +207,22 @@ class DockerEngine:
             return HostStatus(self._name, self._base_url, EngineState.DOWN, error=reason, hint=hint)
         return self._up_status()
 
+    def ping(self) -> None:
+        """GET /_ping: the cheapest call that proves the engine answers (a refresh that lists
+        nothing makes it). Same client, transport and timeout as the list; raises as it does."""
+        api = self._api()
+        try:
+            with self._call():
+                api.ping()
+        except GpuconsoleError as exc:
+            if isinstance(exc, HostUnreachable):
+                self._drop_client()
+            raise
+
+    def relist(self) -> None:
+        """Take the whole container list at the next snapshot (a monitor's wake)."""
+        self.live.list_all_next()
+
     def _up_status(self) -> HostStatus:
         return HostStatus(
             self._name,
@@ -235,6 +259,50 @@ class DockerEngine:
                 self._drop_client()
             raise
         return tuple(summary_from_list(self._name, c) for c in raw)
+
+    def list_some(self, container_ids: list[str], all: bool = True) -> tuple[ContainerSummary, ...]:
+        """The list entries of these containers only (one filtered list call: what an engine
+        event changed, in the list's own wording); ids that are gone are simply absent."""
+        if not container_ids:
+            return ()
+        api = self._api()
+        try:
+            with self._call():
+                raw = api.containers(all=all, filters={"id": list(container_ids)})
+        except GpuconsoleError as exc:
+            if isinstance(exc, HostUnreachable):
+                self._drop_client()
+            raise
+        wanted = set(container_ids)  # the filter matches prefixes: keep the ids asked for
+        out = (summary_from_list(self._name, c) for c in raw)
+        return tuple(c for c in out if c.id in wanted)
+
+    def container_times(self, container_ids: list[str]) -> dict[str, tuple[float | None, ...]]:
+        """Container id -> (started, finished) on the daemon's clock (epoch seconds, None when
+        never), one inspect each; the GPU request of the same answer is cached on the way.
+        Containers that are gone are absent."""
+        if not container_ids:
+            return {}
+        api = self._api()
+
+        def one(cid: str) -> tuple[str, tuple[float | None, ...]] | None:
+            try:
+                with self._call(cid, "inspect"):
+                    raw = api.inspect_container(cid)
+            except GpuconsoleError:
+                return None
+            state = raw.get("State") or {}
+            with contextlib.suppress(GpuconsoleError):
+                self._gpu_cache.setdefault(
+                    cid, gpu_request_from_host_config(raw.get("HostConfig") or {})
+                )
+            return cid, (
+                parse_instant(state.get("StartedAt")),
+                parse_instant(state.get("FinishedAt")),
+            )
+
+        with ThreadPoolExecutor(max_workers=min(8, len(container_ids))) as pool:
+            return {item[0]: item[1] for item in pool.map(one, container_ids) if item is not None}
 
     def stats(self, container_ids: list[str]) -> dict[str, ContainerStats]:
         """CPU and memory for running containers; cgroups first, the API for the rest."""
@@ -322,9 +390,14 @@ class DockerEngine:
         return {cid: self._gpu_cache[cid] for cid in container_ids if cid in self._gpu_cache}
 
     def snapshot(self, all: bool = True, stats: bool = True) -> HostSnapshot:
-        """One full refresh: list, CPU and memory of the running ones (unless ``stats`` is
-        False: the recorder needs names and GPU requests only), GPU requests."""
-        containers = self.list_containers(all=all)
+        """One full refresh: the list, CPU and memory of the running ones (unless ``stats`` is
+        False: the recorder needs names and GPU requests only), GPU requests. The list is the
+        one kept from events while an event stream of this engine is connected (then a quiet
+        refresh costs one ping), else listed whole."""
+        if self.live.following:
+            containers = self.live.current(all)
+        else:
+            containers = self.list_containers(all=all)
         running = [c.id for c in containers if c.running]
         figures = self.stats(running) if running and stats else {}
         gpus = self.gpu_requests([c.id for c in containers]) if containers else {}
@@ -387,14 +460,25 @@ class _EventWatch:
         self._host = host
         self._on_event = on_event
         self._closed = threading.Event()
+        self._follow_lock = threading.Lock()
         self._stream: Any = None
         self._thread = threading.Thread(target=self._run, name="docker-events", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def _follow(self, connected: bool) -> None:
+        """Tell the engine's kept list whether this stream now follows; never once closed (a
+        close racing the connect must not leave the list trusted with nobody following)."""
+        live = self._host.live
+        with self._follow_lock:
+            if connected and self._closed.is_set():
+                return
+            live.follow(self, connected)
+
     def _run(self) -> None:
         delay = 0.5
+        live = self._host.live
         while not self._closed.is_set():
             connected = False
             try:
@@ -402,15 +486,22 @@ class _EventWatch:
                 self._stream = api.events(decode=True, filters={"type": "container"})
                 connected = True
                 delay = 0.5
+                self._follow(True)
                 # A reconnect may have missed events: tell the listener to refresh everything.
                 self._on_event("reconnect", "")
                 for event in self._stream:
                     if self._closed.is_set():
                         return
                     action = str(event.get("Action") or event.get("status") or "")
-                    self._on_event(action, str(event.get("id", "")))
+                    cid = str(event.get("id", ""))
+                    if relevant(action):
+                        live.changed(cid)  # before the listener: its refresh must see it
+                    self._on_event(action, cid)
             except Exception:
                 pass
+            finally:
+                if connected:
+                    self._follow(False)
             if self._closed.is_set():
                 return
             if connected:
@@ -423,6 +514,7 @@ class _EventWatch:
 
     def close(self) -> None:
         self._closed.set()
+        self._follow(False)
         stream = self._stream
         if stream is not None:
             # docker-py's own close() raises on SSH channels and leaves the reader blocked;
