@@ -140,3 +140,65 @@ async def test_the_cursor_row_looks_different_with_and_without_focus() -> None:
         t.focus()
         await pilot.pause()
         assert cursor_bg() == focused
+
+
+async def test_rows_that_go_and_come_back_keep_their_strips() -> None:
+    """A filter that hides rows and a cleared filter that shows them again: every row keeps its
+    strip (where it stands does not change how it looks), and what is shown is right."""
+    app = TableApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        t = app.query_one(FastTable)
+        await pilot.pause()
+        built = t.strips_built
+        # Rows off screen go (most of a filter's work on a long table): nothing to build.
+        t.put_rows({k: v for k, v in rows().items() if int(k[1:]) < 30})
+        await pilot.pause()
+        assert t.row_count == 30 and t.strips_built == built
+        t.put_rows(rows())
+        await pilot.pause()
+        assert t.row_count == ROWS and t.strips_built == built
+        # Rows on screen go: the rest move up and each line shows its new row; only the rows
+        # that come into view and the cursor's new row are built.
+        t.put_rows({k: v for k, v in rows().items() if k not in ("k1", "k2")})
+        await pilot.pause()
+        assert line(t, 1).split()[0] == "box-0"
+        assert line(t, 2).split()[0] == "box-3"
+        assert line(t, 3).split()[0] == "box-4"
+        assert t.strips_built - built <= 3
+        t.put_rows(rows())
+        await pilot.pause()
+        assert [line(t, y).split()[0] for y in range(1, 5)] == [f"box-{i}" for i in range(4)]
+
+
+async def test_a_wider_cell_after_a_reorder_redraws_every_row() -> None:
+    """Strips are kept across reorders only while the columns keep their widths."""
+    app = TableApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        t = app.query_one(FastTable)
+        await pilot.pause()
+        wide = {k: v for k, v in rows().items() if k != "k0"}
+        wide["k1"] = ("box-1-with-a-much-longer-name", *wide["k1"][1:])
+        t.put_rows(wide)
+        await pilot.pause()
+        assert line(t, 1).startswith(" box-1-with-a-much-longer-name")
+        assert line(t, 2).index("0.0%") == line(t, 1).index("0.0%")
+
+
+async def test_a_row_that_changes_while_others_go_is_repainted_where_it_stands() -> None:
+    app = TableApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        t = app.query_one(FastTable)
+        await pilot.pause()
+        repainted: list[int] = []
+        real = t.refresh_line
+
+        def recording(y: int) -> None:
+            repainted.append(y)
+            real(y)
+
+        t.refresh_line = recording  # type: ignore[method-assign]
+        fewer = {k: v for k, v in rows(cpu={3: "55.5%"}).items() if k != "k50"}
+        t.put_rows(fewer)  # k50 off screen goes; k3 stays at its line with a new figure
+        await pilot.pause()
+        assert repainted == [4]  # nothing else on screen moved
+        assert line(t, 4).split() == ["box-3", "55.5%", "Up"]

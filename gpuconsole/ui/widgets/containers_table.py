@@ -155,10 +155,12 @@ class _HostPart:
     """One host's rows as last drawn, and what they were drawn from."""
 
     snapshot: HostSnapshot
-    #: (host order, host column, filter, stale note, idle-flag minute, GPU usage, idle alerts)
+    #: (host order, host column, stale note, idle-flag minute, filter, GPU usage, idle alerts)
     signature: tuple[object, ...]
     entries: list[_Entry]
-    #: Container id -> (the row's inputs, its cells).
+    #: Container id -> (the row's inputs, its cells), for every container of the snapshot
+    #: whose row was built, shown or not: a row's cells do not depend on the filter, so typing
+    #: in it or clearing it builds no row that was built before.
     inputs: dict[str, tuple[object, Cells]]
     #: Every row as drawn before (the same cells, the same rows): nothing to write.
     unchanged: bool = False
@@ -264,9 +266,9 @@ class ContainersTable(FastTable, inherit_bindings=False):
             signature = (
                 order_of_host[part.host],
                 with_host,
-                needle,
                 part.stale,
                 int(now // 60) if part.idle else None,
+                needle,
                 dict(part.usage),
                 dict(part.idle),
             )
@@ -310,15 +312,21 @@ class ContainersTable(FastTable, inherit_bindings=False):
         before: _HostPart | None,
     ) -> _HostPart:
         """One host's rows; a row whose inputs equal last time's keeps its cells (the very
-        object, which put_rows then skips)."""
+        object, which put_rows then skips). The filter picks the rows shown, not their cells:
+        a row filtered out keeps its cells for when the filter lets it in again."""
         order = int(str(signature[0]))
-        same_look = before is not None and before.signature[1:5] == signature[1:5]
+        # What a row's cells are drawn from besides its own inputs (host column, stale note,
+        # idle-flag minute); the filter (signature[4]) is not among them.
+        same_look = before is not None and before.signature[1:4] == signature[1:4]
         old = before.inputs if before is not None and same_look else {}
         inputs_of: dict[str, tuple[object, Cells]] = {}
         entries: list[_Entry] = []
-        unchanged = before is not None and same_look and before.signature[0] == signature[0]
+        rebuilt = False
         for c in part.snapshot.containers:
             if not matches(c, needle):
+                kept = old.get(c.id)
+                if kept is not None:
+                    inputs_of[c.id] = kept  # checked against its inputs when shown again
                 continue
             stats = part.snapshot.stats.get(c.id)
             request = part.snapshot.gpus.get(c.id)
@@ -331,7 +339,7 @@ class ContainersTable(FastTable, inherit_bindings=False):
             if prev is not None and prev[0] == inputs:
                 cells = prev[1]
             else:
-                unchanged = False
+                rebuilt = True
                 cells = row_cells(c, stats, request, usage, idle, now)
                 if part.stale is not None:
                     cells = stale_cells(cells, part.stale)
@@ -339,7 +347,13 @@ class ContainersTable(FastTable, inherit_bindings=False):
                     cells = (Text(part.host, style="dim" if part.stale else "cyan"), *cells)
             inputs_of[c.id] = (inputs, cells)
             entries.append(((-c.created, order, c.name), row_key(part.host, c.id), c, cells))
-        unchanged = unchanged and len(inputs_of) == len(old)
+        unchanged = (
+            before is not None
+            and same_look
+            and before.signature[0] == signature[0]
+            and not rebuilt
+            and [e[1] for e in entries] == [e[1] for e in before.entries]
+        )
         return _HostPart(part.snapshot, signature, entries, inputs_of, unchanged)
 
     def clear_rows(self) -> None:

@@ -13,7 +13,7 @@ and mouse, a header, zebra stripes, right-justified cells, and vertical / horizo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -177,9 +177,13 @@ class FastTable(ScrollView, can_focus=True):
             if old is not cells and old != cells:
                 self._cells[key] = cells
                 changed.append(key)
+        before, cursor_before = self._order, self._cursor
         if reordered:
-            for gone in set(self._cells) - set(rows):
-                del self._cells[gone]
+            gone = set(self._cells) - set(rows)
+            for key in gone:
+                del self._cells[key]
+            if gone:
+                self._strips = {k: v for k, v in self._strips.items() if k[0] not in gone}
             selected = self.selected_key
             self._order = order
             self._index = {key: i for i, key in enumerate(order)}
@@ -192,11 +196,30 @@ class FastTable(ScrollView, can_focus=True):
         if changed and self._widen(changed):
             return reordered
         if reordered:
-            self._relayout(widths=False)
-        else:
-            for key in changed:
-                self.refresh_line(self._index[key] + 1)
+            self._moved(before, cursor_before)
+        for key in changed:  # new cells where the row stands (or stood: moved rows are above)
+            self.refresh_line(self._index[key] + 1)
         return reordered
+
+    def _moved(self, before: Sequence[str], cursor_before: int) -> None:
+        """The rows' set or order changed, the columns did not: every row keeps its strips
+        (a strip does not depend on where its row is), and only the lines on screen that now
+        show another row, or another look, are repainted. Filtering or clearing a filter
+        moved rows that were mostly off screen, and rebuilding and repainting every visible
+        row was most of what the key cost."""
+        total = sum(c.content_width + 2 for c in self._columns)
+        self.virtual_size = Size(total, len(self._order) + 1)  # a layout only if it changed
+        visible = self.scrollable_content_region.height - 1 if self.is_mounted else 0
+        if visible <= 0 or not self._width:  # not laid out or painted yet: all of it
+            self.refresh()
+            return
+        top = round(self.scroll_y)
+        order = self._order
+        for index in range(top, top + visible):
+            was = before[index] if index < len(before) else None
+            now = order[index] if index < len(order) else None
+            if was != now or (index == cursor_before) != (index == self._cursor):
+                self.refresh_line(index + 1)
 
     def clear(self, columns: bool = False) -> None:
         self._order, self._index, self._cells = [], {}, {}
