@@ -356,6 +356,11 @@ class ContainersScreen(QuietFocusScreen[None]):
         self.table.apply(parts, self.needle, with_host=len(scope) > 1)
         if self.table.selected_key != self._prefetched_key:  # the first rows, a filter
             self._prefetch_soon()
+        elif self._prefetch_timer is None and self._prefetch_due():
+            # The cursor rests: its row's details are fetched again once half their shelf life
+            # is over, so `enter` after a long rest opens on them too, not on "Loading…" and an
+            # engine round trip (one inspect every few seconds at most, none while covered).
+            self._prefetch_soon()
         self.table.display = True
         self.query_one(EngineDown).display = False
 
@@ -713,6 +718,14 @@ class ContainersScreen(QuietFocusScreen[None]):
         if self._prefetch_timer is not None:
             self._prefetch_timer.stop()
         self._prefetch_timer = self.set_timer(PREFETCH_AFTER_S, self._prefetch)
+
+    def _prefetch_due(self) -> bool:
+        """Whether the details of the row under the cursor are missing or half-way stale."""
+        selected = self.table.selected
+        if selected is None:
+            return False
+        known = self._inspected.get((selected[0], selected[1].id))
+        return known is None or time.monotonic() - known[0] >= INSPECT_FRESH_S / 2
 
     def _prefetch(self) -> None:
         self._prefetch_timer = None

@@ -26,6 +26,7 @@ from gpuconsole.backend.launch.create import notes_from_labels
 from gpuconsole.backend.models import ContainerDetails
 from gpuconsole.present import format as fmt
 from gpuconsole.ui.widgets.footer import QuietFooter
+from gpuconsole.ui.widgets.rendered_once import RenderedOnce
 
 if TYPE_CHECKING:
     from gpuconsole.accounting.history import History
@@ -238,7 +239,7 @@ class DetailsScreen(ModalScreen[None]):
             gpu = Static(id="details-gpu")
             gpu.display = False  # until a recording says something
             yield gpu
-            yield Static(body, id="details-body")
+            yield RenderedOnce(body, id="details-body")
         yield QuietFooter()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
