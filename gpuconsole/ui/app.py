@@ -109,6 +109,8 @@ class GpuconsoleApp(App[int]):
             self.hosts, self.fleet, read_only, with_gpus=with_gpus
         )
         self._settle_armed = False
+        #: Full collections at moments without input, once start-up is frozen (gc_settle.py).
+        self.collector = gc_settle.IdleCollector()
 
     def get_driver_class(self) -> type[Driver]:
         """Textual's own driver, except on a Linux/macOS terminal: one that sees Escape sooner
@@ -180,13 +182,10 @@ class GpuconsoleApp(App[int]):
     async def on_event(self, event: events.Event) -> None:
         """An open help panel takes input first: it stays modal without taking the focus (see
         widgets/help_panel.py for why)."""
-        if (
-            isinstance(event, events.InputEvent)
-            and not event.is_forwarded
-            and self._screen_stack
-            and take_input(self.screen, event)
-        ):
-            return
+        if isinstance(event, events.InputEvent):
+            self.collector.input_seen()
+            if not event.is_forwarded and self._screen_stack and take_input(self.screen, event):
+                return
         await super().on_event(event)
 
     def on_mount(self) -> None:
@@ -197,7 +196,7 @@ class GpuconsoleApp(App[int]):
         for warning in self.warnings:
             self.notify(warning, title="Config", severity="warning", timeout=15)
         # After the first rows (on_snapshot_ready), else once start-up is surely over.
-        self.set_timer(SETTLE_LATEST_S, gc_settle.settle)
+        self.set_timer(SETTLE_LATEST_S, self._settle)
 
     # The containers screen owns the fleet's view; the app only routes to it — while the
     # screen's widgets exist (not before it is composed, not while the app shuts down).
@@ -210,7 +209,7 @@ class GpuconsoleApp(App[int]):
             self.containers_screen.on_snapshot_ready(message)
             if not self._settle_armed:
                 self._settle_armed = True
-                self.set_timer(SETTLE_AFTER_ROWS_S, gc_settle.settle)
+                self.set_timer(SETTLE_AFTER_ROWS_S, self._settle)
 
     def on_host_down(self, message: HostDown) -> None:
         if self._screen_ready():
@@ -268,7 +267,16 @@ class GpuconsoleApp(App[int]):
             markup=False,
         )
 
+    def _settle(self) -> None:
+        """Start-up's objects frozen, and from now on full collections only at idle moments
+        (once: the first of the two timers that call this)."""
+        gc_settle.settle()
+        if not self.collector.started:
+            self.collector.start()
+            self.set_interval(gc_settle.CHECK_S, self.collector.tick)
+
     def on_unmount(self) -> None:
+        self.collector.stop()
         self.fleet.stop()
         for host in self.hosts:
             host.close()
