@@ -361,10 +361,12 @@ class _HostLoop:
     ) -> None:
         """The alert rules over one sample, as the console judges them; a bug in them must not
         stop the recording."""
-        from gpuconsole.monitor.gpu_view import GpuView
-
         assert self.alerts is not None
         try:
+            if self.alerts.observe_quiet(snapshot, attribution, containers):
+                return  # the usual sample of a quiet host: no view built, no rule run
+            from gpuconsole.monitor.gpu_view import GpuView
+
             view = GpuView(
                 snapshot,
                 attribution=attribution,

@@ -249,6 +249,8 @@ class AlertTracker:
             self._containers = containers
         out: list[Alert] = []
         with self._lock:
+            if self._quiet_sample(view.snapshot, view.attribution, now):
+                return out
             if self._last is not None and now - self._last > self.max_gap_s:
                 self._forget_streaks()
             self._last = now
@@ -260,6 +262,90 @@ class AlertTracker:
             for alert in out:
                 self._log.add(alert)
         return out
+
+    def observe_quiet(
+        self,
+        snapshot: GpuSnapshot,
+        attribution: GpuAttribution | None,
+        containers: HostSnapshot | None = None,
+    ) -> bool:
+        """Judge a quiet sample the short way: True when it was one (then it is judged, with
+        nothing raised or cleared), False when ``observe`` must judge it. For the recorder,
+        which judges every host every second and, on a quiet host, need not even build the
+        view ``observe`` takes."""
+        now = self._clock()
+        if containers is not None:
+            self._containers = containers
+        with self._lock:
+            return self._quiet_sample(snapshot, attribution, now)
+
+    def _quiet_sample(
+        self, snapshot: GpuSnapshot, attribution: GpuAttribution | None, now: float
+    ) -> bool:
+        """Under the lock: the usual sample of a quiet host — nothing raised or counting, the
+        source OK, the same GPUs as before (same order, index and name), each answering and
+        under both limits, no container using or holding a GPU (while the container rules
+        have a subject they run every sample: an idle count needs each one). Every rule would
+        leave such a sample as it found it, so none runs: the sample is noted (for the gap
+        rule) and that is all. One tight loop in place of the rules' calls per GPU, which were
+        most of what a quiet fleet cost the recorder."""
+        if self._tracks or snapshot.state is not GpuSourceState.OK:
+            return False
+        gpus = snapshot.gpus
+        seen = self._seen
+        if not gpus or len(gpus) != len(seen):
+            return False
+        settings = self.settings
+        temperature_limit = settings.temperature_c
+        memory_limit = settings.memory_percent
+        for gpu, (uuid, (index, name)) in zip(gpus, seen.items(), strict=True):
+            # Positional: with as many GPUs as were ever seen, each where it was, every GPU
+            # seen is present (none to call lost) and none is new (nothing to remember).
+            if (
+                gpu.error is not None
+                or (gpu.uuid or f"#{gpu.index}") != uuid
+                or gpu.index != index
+                or gpu.name != name
+            ):
+                return False
+            temperature = gpu.temperature_c
+            if temperature is not None and temperature >= temperature_limit:
+                return False
+            used, total = gpu.memory_used_bytes, gpu.memory_total_bytes
+            # As _memory_percent and _under judge it (0.1 % steps, ">=").
+            if used is not None and total and round(used / total * 100, 1) >= memory_limit:
+                return False
+        containers = self._containers
+        if (
+            attribution is not None
+            and attribution.containers
+            and containers is not None
+            and not self._containers_quiet(attribution, containers, gpus)
+        ):
+            return False
+        self._last = now
+        return True
+
+    def _containers_quiet(
+        self, attribution: GpuAttribution, containers: HostSnapshot, gpus: tuple[GpuSample, ...]
+    ) -> bool:
+        """With nothing tracked: neither container rule would start a count on this sample —
+        every running container that reserved GPUs uses one that is busy (or unread), and none
+        that reserved none uses one. What ``_container_rules`` would find, without its
+        messages and maps."""
+        running = self._container_maps(containers)[2]
+        utilization = {g.index: g.utilization_gpu_percent for g in gpus}
+        under = self.settings.idle_utilization_percent
+        for usage in attribution.containers:
+            cid = usage.container_id
+            if cid not in running:
+                continue
+            if usage.request.none:
+                if usage.pids and cid in containers.gpus:
+                    return False  # unreserved use
+            elif _idle_holding(usage, utilization, under):
+                return False  # an idle reservation starts (or goes on) counting
+        return True
 
     def _forget_streaks(self) -> None:
         """After a gap nobody watched, a condition not yet raised starts its count again."""
@@ -572,19 +658,10 @@ class AlertTracker:
     ) -> None:
         settings = self.settings
         under = settings.idle_utilization_percent
-        holding: bool | None
+        holding = _idle_holding(usage, utilization, under)
         gpus: list[int] = []
-        if usage is None:
-            holding = False  # stopped, removed, or no longer reserving
-        else:
+        if usage is not None:
             gpus = sorted(set(usage.requested_indices or ()) | set(usage.used_indices))
-            if not usage.pids:
-                holding = True  # runs nothing on any GPU: what runs there is someone else's
-            else:
-                readings = [utilization.get(i) for i in gpus]
-                known = [r for r in readings if r is not None]
-                # One GPU that gives no reading: not known to be idle (nor to be busy).
-                holding = None if len(known) < len(readings) else all(r < under for r in known)
         name = who["container_name"]
         on = _gpu_list(gpus, usage)
         minutes = settings.idle_minutes
@@ -650,6 +727,21 @@ class AlertTracker:
             ),
             clear_after=self.clear_after_s,
         )
+
+
+def _idle_holding(
+    usage: ContainerGpuUsage | None, utilization: Mapping[int, int | None], under: float
+) -> bool | None:
+    """Is a container that reserved GPUs idle in this sample (None: not known)?"""
+    if usage is None:
+        return False  # stopped, removed, or no longer reserving
+    if not usage.pids:
+        return True  # runs nothing on any GPU: what runs there is someone else's
+    gpus = set(usage.requested_indices or ()) | set(usage.used_indices)
+    readings = [utilization.get(i) for i in gpus]
+    known = [r for r in readings if r is not None]
+    # One GPU that gives no reading: not known to be idle (nor to be busy).
+    return None if len(known) < len(readings) else all(r < under for r in known)
 
 
 def _memory_percent(gpu: GpuSample) -> float | None:

@@ -434,6 +434,9 @@ class AllRules(AlertTracker):
     def _quiet(self, gpu: GpuSample, uuid: str) -> bool:
         return False
 
+    def _quiet_sample(self, snapshot: GpuSnapshot, attribution: object, now: float) -> bool:
+        return False
+
     def _no_container_subject(self, attribution: object) -> bool:
         return False
 
@@ -444,7 +447,7 @@ class AllRules(AlertTracker):
 
 def state_of(tracker: AlertTracker) -> object:
     tracks = {k: (t.since, t.absent_since, t.alert) for k, t in tracker._tracks.items()}
-    return tracks, dict(tracker._seen), tracker.live, tracker.history
+    return tracks, dict(tracker._seen), tracker._last, tracker.live, tracker.history
 
 
 FLEET = engine(
@@ -468,14 +471,14 @@ BOXES = {"not yet": None, "listed": FLEET, "refreshed": REFRESHED}
 PROCESSES = [("train", 11, 0), ("rogue", 12, 1), ("gone", 13, 2), ("train", 14, 2)]
 
 a_gpu = st.tuples(
-    st.sampled_from(["there", "there", "there", "missing", "error"]),
+    st.sampled_from(["there"] * 8 + ["missing", "error"]),
     st.one_of(st.none(), st.sampled_from([40, 79, 80, 84, 85, 86, 95])),  # limit 85, band 5
     st.one_of(st.none(), st.sampled_from([0, 70.0, 71.9, 72.0, 75.9, 76.0, 79.9, 80.0])),  # GiB
     st.sampled_from([0, 2, 50, 100]),  # utilization
 )
 a_step = st.tuples(
     st.sampled_from([1.0, 1.0, 10.0, 31.0, 200.0]),  # seconds since the last (200: a gap)
-    st.sampled_from(list(GpuSourceState)),
+    st.sampled_from([GpuSourceState.OK] * 4 + list(GpuSourceState)),  # mostly OK: quiet hosts
     st.lists(a_gpu, min_size=3, max_size=3),
     st.lists(st.sampled_from(PROCESSES), max_size=3, unique=True),
     st.sampled_from(list(BOXES)),  # the host's containers, as last refreshed
@@ -483,7 +486,7 @@ a_step = st.tuples(
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(a_step, min_size=1, max_size=40))
+@given(st.lists(a_step, min_size=1, max_size=40), st.booleans())
 def test_the_shortcuts_raise_and_clear_exactly_what_every_rule_does(
     steps: list[
         tuple[
@@ -494,10 +497,12 @@ def test_the_shortcuts_raise_and_clear_exactly_what_every_rule_does(
             str,
         ]
     ],
+    recorder_way: bool,
 ) -> None:
     """Quiet GPUs and hosts without GPU containers skip their rules (``_quiet``,
-    ``_no_container_subject``) and a refresh's containers are looked up once
-    (``_container_maps``): on any sequence of samples — thresholds crossed and left,
+    ``_no_container_subject``), a quiet host's sample skips them all (``_quiet_sample``,
+    also through ``observe_quiet``, before a view is built) and a refresh's containers are
+    looked up once (``_container_maps``): on any sequence of samples — thresholds crossed and left,
     GPUs lost and back, readings missing, gaps, containers with and without requests — the
     tracker raises and clears what the tracker without shortcuts does, and keeps the same
     state."""
@@ -517,8 +522,55 @@ def test_the_shortcuts_raise_and_clear_exactly_what_every_rule_does(
         on = [p for p in procs if p[2] < len(readings) and readings[p[2]][0] != "missing"]
         box = BOXES[refresh]
         sample = view(gpus, on, box, state=state, error=None if state is GpuSourceState.OK else "x")
-        assert fast.observe(sample, box) == every.observe(sample, box)
+        expected = every.observe(sample, box)
+        if recorder_way:  # a quiet sample judged before any view is built, as the recorder does
+            quiet = fast.observe_quiet(sample.snapshot, sample.attribution, box)
+            assert (fast.observe(sample, box) if not quiet else []) == expected
+        else:
+            assert fast.observe(sample, box) == expected
         assert state_of(fast) == state_of(every)
+
+
+def judged_as_the_recorder_does(
+    tracker: AlertTracker, sample: GpuView, box: HostSnapshot
+) -> list[Alert]:
+    """A quiet sample judged before any view is built (``observe_quiet``), else ``observe``."""
+    if tracker.observe_quiet(sample.snapshot, sample.attribution, box):
+        return []
+    return tracker.observe(sample, box)
+
+
+def test_a_busy_reservation_that_goes_idle_or_a_container_that_starts_using_a_gpu_raises() -> None:
+    """A quiet host with GPU containers (busy "train" on the GPU it reserved) is judged the
+    short way; "train" going idle still raises after the configured minutes, and "rogue",
+    which reserved none, raises at its first process on a GPU."""
+    clock = Clock()
+    tracker = AlertTracker(HOST, AlertSettings(idle_minutes=1), clock=clock)
+    busy = view([gpu(0, util=90), gpu(1, util=0)], [("train", 11, 0)], FLEET)
+    raised: list[Alert] = []
+    for _ in range(120):
+        clock.now += 1
+        raised += judged_as_the_recorder_does(tracker, busy, FLEET)
+    assert raised == []
+    idle = view([gpu(0, util=1), gpu(1, util=0)], [("train", 11, 0)], FLEET)
+    for _ in range(61):
+        clock.now += 1
+        raised += judged_as_the_recorder_does(tracker, idle, FLEET)
+    assert kinds(raised) == [("idle-reservation", "raised")]
+    assert raised[0].container_name == "train"
+
+    clock.now += 1
+    assert kinds(judged_as_the_recorder_does(tracker, busy, FLEET)) == [
+        ("idle-reservation", "cleared")
+    ]
+    for _ in range(5):
+        clock.now += 1
+        assert judged_as_the_recorder_does(tracker, busy, FLEET) == []
+    rogue = view([gpu(0, util=90), gpu(1, util=40)], [("train", 11, 0), ("rogue", 12, 1)], FLEET)
+    clock.now += 1
+    out = judged_as_the_recorder_does(tracker, rogue, FLEET)
+    assert kinds(out) == [("unreserved-use", "raised")]
+    assert out[0].container_name == "rogue"
 
 
 def test_a_quiet_gpu_still_raises_at_the_limit_and_clears_under_the_band() -> None:

@@ -133,36 +133,38 @@ def _parse_stream_line(line: str) -> GpuSample | None:
         return None
     index_, uuid, name, used, total, util, mem_util, power, limit, temp, clock, fan = columns
     try:  # the usual line: every reading a plain number (but the fan's: "[N/A]" on an H100)
-        index = float(index_)
-        used_bytes = float(used) * MIB
-        total_bytes = float(total) * MIB
-        util_ = float(util)
-        mem_util_ = float(mem_util)
+        # nvidia-smi prints these as whole numbers: int() takes them as they are (and the
+        # spaces around them), where float() and round() took twice the calls; a fraction
+        # ("20480.5") is not an int: the column path parses it, with the same result.
+        index = int(index_)
+        used_bytes = int(used) * MIB
+        total_bytes = int(total) * MIB
+        util_ = int(util)
+        mem_util_ = int(mem_util)
         power_ = float(power)
         limit_ = float(limit)
-        temp_ = float(temp)
-        clock_ = float(clock)
+        temp_ = int(temp)
+        clock_ = int(clock)
     except ValueError:
         return _parse_stream_columns(columns)
-    # One check for all: a sum is finite only when every term is (else: column by column).
-    total_ = index + used_bytes + total_bytes + util_ + mem_util_ + power_ + limit_ + temp_
-    if not _isfinite(total_ + clock_):
+    if not _isfinite(power_ + limit_):  # a sum is finite only when both terms are
         return _parse_stream_columns(columns)
+    # "[N/A]" (an H100 has no fan), "[Not Supported]": a marker
     fan_ = _number(fan) if fan.endswith("]") else _plain_number(fan)
     uuid = uuid.strip()
     name = name.strip()
     return GpuSample(  # positional, in the order of GpuSample's fields (faster than keywords)
-        round(index),
+        index,
         "" if _is_missing(uuid) else uuid,
         "" if _is_missing(name) else name,
-        round(used_bytes),
-        round(total_bytes),
-        round(util_),
-        round(mem_util_),
+        used_bytes,
+        total_bytes,
+        util_,
+        mem_util_,
         power_,
         limit_,
-        round(temp_),
-        round(clock_),
+        temp_,
+        clock_,
         None if fan_ is None else round(fan_),
     )
 

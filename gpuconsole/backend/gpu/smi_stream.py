@@ -73,6 +73,10 @@ def _looks_like_data(line: str) -> bool:
     return bool(comma) and head.strip().isdigit()
 
 
+#: A GPU the memory at the last process list does not have (any value but an int or None).
+_ABSENT = object()
+
+
 class _PollableStream(LineStream, Protocol):
     """A stream that can be read without waiting (an SSH channel's): see SshLineStream."""
 
@@ -500,8 +504,14 @@ class SmiStreamSource:
         age = now - self._processes_at
         if age >= self._process_max_interval:
             return True
-        memory = {i: g.memory_used_bytes for i, g in self._latest.items()}
-        return age >= self._process_interval and memory != self._memory_at_query
+        if age < self._process_interval:
+            return False  # asked for less than process_interval ago: not due, whatever changed
+        # Has any GPU's used memory changed since the list was asked for (the dict of
+        # ``_memory_now`` compared, without building one every round)?
+        asked = self._memory_at_query
+        if len(asked) != len(self._latest):
+            return True
+        return any(asked.get(i, _ABSENT) != g.memory_used_bytes for i, g in self._latest.items())
 
     def _memory_now(self) -> dict[int, int | None]:
         with self._lock:
