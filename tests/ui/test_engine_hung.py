@@ -94,8 +94,10 @@ async def test_a_frozen_engine_shows_within_seconds_and_recovers_at_once(
         thawed_at = time.monotonic()
         await until(
             pilot,
-            lambda: "not answering" not in text_of(line.content)
-            and "not answering" not in survivor_status(),
+            lambda: (
+                "not answering" not in text_of(line.content)
+                and "not answering" not in survivor_status()
+            ),
             timeout=10,
             what="the list live again",
         )
