@@ -114,6 +114,18 @@ def shown_figures(c: ContainerSummary, stats: ContainerStats | None) -> tuple[st
     )
 
 
+#: A running container's raw figures as ``shown_figures`` reads them (cpu %, memory, limit).
+_Raw = tuple[float | None, int | None, int | None, bool]
+
+
+def raw_figures(c: ContainerSummary, stats: ContainerStats | None) -> _Raw:
+    """What ``shown_figures`` depends on: equal raw figures show the same text, so a refresh
+    whose figures did not move formats nothing (500 idle containers every 2 s)."""
+    if stats is None:
+        return (None, None, None, c.running)
+    return (stats.cpu_percent, stats.memory_bytes, stats.memory_limit_bytes, c.running)
+
+
 def matches(c: ContainerSummary, needle: str) -> bool:
     needle = needle.strip().lower()
     return not needle or needle in c.name.lower() or needle in c.image.lower()
@@ -162,6 +174,9 @@ class _HostPart:
     #: whose row was built, shown or not: a row's cells do not depend on the filter, so typing
     #: in it or clearing it builds no row that was built before.
     inputs: dict[str, tuple[object, Cells]]
+    #: Container id -> (its raw figures, their text as shown), for the rows built: the text
+    #: depends on nothing else, so equal figures are not formatted again.
+    figures: dict[str, tuple[_Raw, tuple[str, str]]] = field(default_factory=dict)
     #: Every row as drawn before (the same cells, the same rows): nothing to write.
     unchanged: bool = False
 
@@ -320,13 +335,18 @@ class ContainersTable(FastTable, inherit_bindings=False):
         same_look = before is not None and before.signature[1:4] == signature[1:4]
         old = before.inputs if before is not None and same_look else {}
         inputs_of: dict[str, tuple[object, Cells]] = {}
+        old_figures = before.figures if before is not None else {}
+        figures: dict[str, tuple[_Raw, tuple[str, str]]] = {}
         entries: list[_Entry] = []
         rebuilt = False
+        wanted = needle.strip().lower()  # matches(c, needle), its needle folded once
         for c in part.snapshot.containers:
-            if not matches(c, needle):
+            if wanted and wanted not in c.name.lower() and wanted not in c.image.lower():
                 kept = old.get(c.id)
                 if kept is not None:
                     inputs_of[c.id] = kept  # checked against its inputs when shown again
+                if (known := old_figures.get(c.id)) is not None:
+                    figures[c.id] = known
                 continue
             stats = part.snapshot.stats.get(c.id)
             request = part.snapshot.gpus.get(c.id)
@@ -334,7 +354,11 @@ class ContainersTable(FastTable, inherit_bindings=False):
             idle = part.idle.get(c.id)
             # CPU and memory as the cells show them: figures that move below the shown
             # resolution (every refresh, for a running container) leave the row alone.
-            inputs = (c, shown_figures(c, stats), request, usage, idle)
+            raw = raw_figures(c, stats)
+            known = old_figures.get(c.id)
+            shown = known[1] if known is not None and known[0] == raw else shown_figures(c, stats)
+            figures[c.id] = (raw, shown)
+            inputs = (c, shown, request, usage, idle)
             prev = old.get(c.id)
             if prev is not None and prev[0] == inputs:
                 cells = prev[1]
@@ -354,7 +378,9 @@ class ContainersTable(FastTable, inherit_bindings=False):
             and not rebuilt
             and [e[1] for e in entries] == [e[1] for e in before.entries]
         )
-        return _HostPart(part.snapshot, signature, entries, inputs_of, unchanged)
+        return _HostPart(
+            part.snapshot, signature, entries, inputs_of, figures=figures, unchanged=unchanged
+        )
 
     def clear_rows(self) -> None:
         self.clear()
