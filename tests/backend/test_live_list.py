@@ -217,11 +217,12 @@ def record_requests(engine: Any) -> list[tuple[str, str, object]]:
 
 
 @pytest.mark.parametrize("where", ["local", "ssh"])
-def test_a_quiet_refresh_pings_the_engine_on_its_own_client_and_lists_nothing(
+def test_a_quiet_refresh_pings_the_engine_on_its_own_connection_and_lists_nothing(
     where: str, request: pytest.FixtureRequest
 ) -> None:
-    """What a refresh costs at rest: one GET /_ping on the client (and so the transport: the
-    unix socket, or the host's one SSH connection) the list uses, with the list's timeout."""
+    """What a refresh costs at rest: one GET /_ping written on the connection kept for it (the
+    engine's unix socket, or a stream-local channel on the host's one SSH transport: no login,
+    no session), with the list's timeout; nothing through docker-py's client."""
     if where == "ssh":
         from sshfixtures import loop_host
 
@@ -233,24 +234,34 @@ def test_a_quiet_refresh_pings_the_engine_on_its_own_client_and_lists_nothing(
     monitor = HostMonitor(host, events.put, refresh_seconds=0.25, container_stats=False)
     live = host.engine.live
     live.full_every = 3600.0
+    ping = host.engine.raw_ping
     monitor.start()
     try:
         wait_for(lambda: live.following and live.pings >= 2, 20, "quiet refreshes")
         seen = record_requests(host.engine)
         full, partial, pings = live.full_lists, live.partial_lists, live.pings
+        checks, opened = ping.checks, ping.opened
+        if where == "ssh":
+            machine = host.machine
+            logins, sessions = machine.connects, machine.sessions_opened
         wait_for(lambda: live.pings >= pings + 4, 10, "four more quiet refreshes")
         route = host.engine.route
+        conn = ping.connection
+        if where == "ssh":
+            assert (machine.connects, machine.sessions_opened) == (logins, sessions)
+            assert conn.get_transport() is machine.transport()
     finally:
         monitor.stop()
         host.close()
     quiet = live.full_lists == full and live.partial_lists == partial
     if not quiet:  # another test's container moved on the shared engine: not at rest
         pytest.skip("the shared engine was not quiet during the test")
-    assert seen, "the quiet refreshes asked the engine nothing"
-    assert {(m, url.rsplit("/", 1)[-1]) for m, url, _ in seen} == {("GET", "_ping")}
-    assert {timeout for _, _, timeout in seen} == {host.engine.timeout}
-    if where == "ssh":
-        assert route in ("stream-local", "dial-stdio")
+    assert not seen, f"quiet refreshes went through docker-py: {seen}"
+    assert ping.checks >= checks + 4
+    assert ping.opened == opened == 1  # one connection, kept
+    assert ping.timeout == host.engine.timeout
+    assert ping.connection is None  # closed with the host
+    assert route == ("stream-local" if where == "ssh" else "unix")
 
 
 def dockerd_pid(engine: Any) -> int:

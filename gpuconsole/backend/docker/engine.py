@@ -10,10 +10,11 @@ Design choices that matter for speed and robustness:
   and is retried on the next refresh instead of failing construction;
 - the container list kept from the engine's own events while one of its event streams is
   connected (live_list.py): a refresh lists only what an event named, the whole list every 30 s,
-  and otherwise pings (one GET /_ping, so a hung engine still fails the refresh); with no
-  stream connected, one list call per refresh. No per-container inspect per refresh: GPU
-  requests, which only inspect shows, never change for a container id, so each id is inspected
-  once and cached;
+  and otherwise pings (one GET /_ping, so a hung engine still fails the refresh; written by hand
+  on a connection kept for it where the API is a unix socket or a stream-local channel,
+  raw_ping.py); with no stream connected, one list call per refresh. No per-container
+  inspect per refresh: GPU requests, which only inspect shows, never change for a container id,
+  so each id is inspected once and cached;
 - CPU and memory from the cgroups in one pass, the stats API only for containers whose cgroup
   is not visible from the machine.
 """
@@ -38,6 +39,7 @@ from gpuconsole.backend.docker.parse import (
     stats_from_api,
     summary_from_list,
 )
+from gpuconsole.backend.docker.raw_ping import Opener, RawPing
 from gpuconsole.backend.docker.status_text import parse_instant
 from gpuconsole.backend.errors import GpuconsoleError, HostUnreachable
 from gpuconsole.backend.models import (
@@ -97,7 +99,13 @@ class DockerEngine:
         timeout: int = 10,
         use_cgroups: bool = True,
         socket: str | None = None,
+        ping_connect: Opener | None = None,
     ) -> None:
+        """``ping_connect(timeout)`` opens a connection to the engine's API socket (the unix
+        socket, or a stream-local channel on the host's SSH transport): given, the liveness
+        check is written on one such connection kept for it (``RawPing``), not through
+        docker-py, wherever the API itself goes over such connections (not dial-stdio sessions,
+        which count against sshd's MaxSessions)."""
         self.machine = machine
         #: The engine's unix socket on its machine (None: another transport), so launch checks
         #: can find the process behind it (see backend.launch.engine_limits).
@@ -116,6 +124,9 @@ class DockerEngine:
         self._gpu_cache: dict[str, GpuRequest] = {}
         #: The container list as the engine's events keep it (used while a stream follows).
         self.live = LiveList(self)
+        #: The hand-written liveness check (None: docker-py's ping on the client).
+        self.raw_ping = RawPing(ping_connect, timeout) if ping_connect is not None else None
+        self._raw_ping_usable = False
 
     # -- connection -------------------------------------------------------------------------
 
@@ -162,6 +173,7 @@ class DockerEngine:
                     raise cause from exc
                 raise unreachable(self._name, self._base_url, exc, self.timeout) from exc
             self._client = client
+            self._raw_ping_usable = self.raw_ping is not None and self.route != "dial-stdio"
             if self._use_cgroups and self._cgroups is None:
                 with contextlib.suppress(GpuconsoleError):
                     self._cgroups = CgroupStatsReader.for_machine(
@@ -191,6 +203,8 @@ class DockerEngine:
                 with contextlib.suppress(Exception):
                     self._client.close()
             self._client = None
+        if self.raw_ping is not None:
+            self.raw_ping.close()
 
     def _call(self, ref: str | None = None, action: str | None = None) -> Any:
         return engine_errors(self._name, self._base_url, self.timeout, ref, action)
@@ -209,11 +223,16 @@ class DockerEngine:
 
     def ping(self) -> None:
         """GET /_ping: the cheapest call that proves the engine answers (a refresh that lists
-        nothing makes it). Same client, transport and timeout as the list; raises as it does."""
+        nothing makes it). Same transport and timeout as the list; raises as it does. Written
+        by hand on a connection kept for it where there is one (``raw_ping``: ~0.07 ms of CPU
+        locally, ~0.25 ms over SSH, against 1.2-1.6 ms through docker-py), else the client's."""
         api = self._api()
         try:
             with self._call():
-                api.ping()
+                if self._raw_ping_usable and self.raw_ping is not None:
+                    self.raw_ping.check()
+                else:
+                    api.ping()
         except GpuconsoleError as exc:
             if isinstance(exc, HostUnreachable):
                 self._drop_client()
@@ -236,7 +255,10 @@ class DockerEngine:
 
     def close(self) -> None:
         """Release the connection without waiting: a call stuck on a hung engine holds the lock
-        for up to its timeout, and closing (quitting the console) must not wait for that."""
+        for up to its timeout, and closing (quitting the console) must not wait for that. The
+        liveness check's connection is closed first, whatever holds the lock (never waits)."""
+        if self.raw_ping is not None:
+            self.raw_ping.close()
         if not self._client_lock.acquire(blocking=False):
             return
         try:

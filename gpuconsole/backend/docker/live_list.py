@@ -14,9 +14,10 @@ DockerHost protocol by wrapping an engine and its ``snapshot`` — sees the same
 as before, not a list handed in from outside. The list is trusted only while at least one of
 the engine's event streams is connected (``follow``); with none, every refresh lists whole.
 
-A refresh that lists nothing still asks the engine one cheap thing (``ping``: GET /_ping on the
-same client and with the same timeout as the list), so a hung engine (dockerd stopped) is
-noticed by the refresh that would have listed it, as before.
+A refresh that lists nothing still asks the engine one cheap thing (``ping``: GET /_ping over
+the same transport and with the same timeout as the list, written by hand on a connection kept
+for it: raw_ping.py), so a hung engine (dockerd stopped) is noticed by the refresh that would
+have listed it, as before.
 """
 
 from __future__ import annotations

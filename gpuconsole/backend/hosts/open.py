@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import paramiko
 
     from gpuconsole.backend.gpu.models import GpuSource
-    from gpuconsole.backend.hosts.machine import Connection
+    from gpuconsole.backend.hosts.machine import Connection, Machine
     from gpuconsole.backend.hosts.ssh_machine import SshMachine
     from gpuconsole.backend.ssh.trust import HostKeyUnknown
 
@@ -56,14 +56,16 @@ def local_host(
 
     url = docker_url or default_docker_host()
     machine = LocalMachine(name)
-    on_this_machine = socket_path(url) is not None
+    path = socket_path(url)
+    on_this_machine = path is not None
     engine = DockerEngine(
         machine,
         url,
         url_connector(url),
         timeout=timeout,
         use_cgroups=on_this_machine,
-        socket=socket_path(url),
+        socket=path,
+        ping_connect=_unix_connector(machine, path) if path is not None else None,
     )
     source: GpuSource | None
     if gpu is True:
@@ -137,6 +139,9 @@ def ssh_host(
         _ssh_connector(machine, spec.docker_socket),
         timeout=timeout,
         socket=spec.docker_socket,
+        # The liveness check's own stream-local channel on the same transport (used only while
+        # the API itself goes that way, not over dial-stdio sessions).
+        ping_connect=_unix_connector(machine, spec.docker_socket),
     )
     source: GpuSource | None
     if gpu is True:
@@ -154,6 +159,16 @@ def ssh_host(
     else:
         source = gpu
     return Host(spec.name, machine, engine, source, spec)
+
+
+def _unix_connector(machine: Machine, path: str) -> Callable[[float], Connection]:
+    """Connections to the engine's socket on the machine (a unix socket here, a stream-local
+    channel on the host's SSH transport there): the liveness check keeps one open."""
+
+    def connect(timeout: float) -> Connection:
+        return machine.connect_unix(path, timeout)
+
+    return connect
 
 
 def _ssh_connector(machine: SshMachine, socket: str) -> Callable[[int], docker.APIClient]:
