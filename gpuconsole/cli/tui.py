@@ -31,6 +31,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             gpu_replay=args.gpu_replay,
             gpu_interval=interval,
             on_unknown_key=None,  # the app installs its own prompt
+            # Each host's GPU loop (a thread per host, sampling once a second) reads its SSH
+            # host's nvidia-smi stream itself and asks for the process list on one session
+            # kept open: no reader thread per host woken by every round of readings, no
+            # command per process list (as ``gpuconsole record`` does).
+            gpu_read_in_sample=True,
         )
     except ReplayError as exc:
         err(f"--gpu-replay: {exc}")

@@ -104,6 +104,11 @@ def _our_connections(port: int) -> int:
     return sum(f"pid={os.getpid()}," in line for line in out.splitlines())
 
 
+def _stream_readers() -> int:
+    """Reader threads of the loop host's nvidia-smi stream (SmiStreamSource names them)."""
+    return sum(t.name == "nvidia-smi stream loop" for t in threading.enumerate())
+
+
 async def test_one_tcp_connection_carries_a_whole_console_session(
     ssh_home: Path, ssh_env: SshEnv, make_container: Any, apps_file: Path, private_sshd: Any
 ) -> None:
@@ -122,7 +127,12 @@ async def test_one_tcp_connection_carries_a_whole_console_session(
     # only, whatever else runs on the machine.
     server: PrivateSshd = private_sshd()
     trust_port(ssh_home, server.port)
-    host = loop_host(port=server.port, options=SshOptions(probe_interval=1.0))
+    # As the console opens its hosts (cli/tui.py): the GPU loop reads the nvidia-smi stream
+    # and asks for the process list on a session kept open — no reader thread of its own.
+    host = loop_host(
+        port=server.port, options=SshOptions(probe_interval=1.0), gpu_read_in_sample=True
+    )
+    readers_before = _stream_readers()
     app = GpuconsoleApp([host], refresh_seconds=0.5, gpu_interval=0.5)
     async with app.run_test(size=(160, 50)) as pilot:
         screen = app.containers_screen
@@ -152,6 +162,7 @@ async def test_one_tcp_connection_carries_a_whole_console_session(
             await pilot.pause(0.1)
         view = app.gpu_views["loop"]
         assert view.holders(0) == (web.name,), "the GPU process is named by its container"
+        assert _stream_readers() == readers_before, "no reader thread for the GPU stream"
         await pilot.pause(3.0)
         assert _our_connections(server.port) == 1
         assert host.machine.connects == 1  # type: ignore[attr-defined]
