@@ -111,3 +111,29 @@ def remote_setup(
     config = home / "gpuconsole.toml"
     config.write_text("\n".join(entries) + extra)
     return config
+
+
+class GpusFromLabel:
+    """A DockerHost wrapping a real engine and adding to its ``snapshot`` (the protocol's call,
+    with the protocol's signature) what a host with the NVIDIA runtime would have: a container
+    labelled ``LABEL=0,1`` reads as run with ``--gpus device=0,1``."""
+
+    def __init__(self, inner: Any, label: str) -> None:
+        self._inner = inner
+        self._label = label
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def snapshot(self, all: bool = True, stats: bool = True) -> Any:
+        import dataclasses
+
+        from gpuconsole.backend.models import GpuRequest
+
+        snap = self._inner.snapshot(all=all, stats=stats)
+        gpus = dict(snap.gpus)
+        for c in snap.containers:
+            wanted = dict(c.labels).get(self._label)
+            if wanted:
+                gpus[c.id] = GpuRequest(device_ids=tuple(wanted.split(",")))
+        return dataclasses.replace(snap, gpus=gpus)

@@ -14,6 +14,12 @@ LABEL_PREFIX = "gpuconsole."
 LABEL_VARIANT = "gpuconsole.variant"
 
 
+#: The addresses that mean "every interface" in a port binding. The engine reports a port
+#: published that way (by a container someone else started) with one of them; gpuconsole's
+#: launches bind 127.0.0.1 unless the user asks for one of these, and are warned then.
+EVERY_INTERFACE = ("0.0.0.0", "::")
+
+
 @dataclass(frozen=True, slots=True)
 class PortMapping:
     """One published (or only exposed) port of a container."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from gpuconsole.backend.models import ContainerSummary, GpuRequest, PortMapping
+from gpuconsole.backend.models import EVERY_INTERFACE, ContainerSummary, GpuRequest, PortMapping
 
 NA = "N/A"
 NONE = "-"
@@ -61,11 +61,6 @@ def memory(used: int | None, limit: int | None, running: bool = True) -> str:
     if used is None:
         return NA
     return f"{size(used)} / {size(limit)}"
-
-
-#: What the engine reports for a port published on every interface (a container someone else
-#: started; gpuconsole's launches bind 127.0.0.1): shown as ``*`` so the exposure is visible.
-EVERY_INTERFACE = ("0.0.0.0", "::")
 
 
 def port(p: PortMapping) -> str:

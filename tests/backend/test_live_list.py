@@ -9,7 +9,6 @@ so a frozen engine fails it as a list would; and a host that wraps the engine's 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import queue
 import signal
@@ -37,7 +36,7 @@ from gpuconsole.monitor.events import (
 )
 from gpuconsole.monitor.host_monitor import HostMonitor
 
-from support import engine_url, host_at, wait_for
+from support import GpusFromLabel, engine_url, host_at, wait_for
 
 # -- the wording ------------------------------------------------------------------------------
 
@@ -128,15 +127,22 @@ def shown(snapshot: HostSnapshot | None, cid: str) -> Any:
     return next((c for c in snapshot.containers if c.id == cid), None)
 
 
-def test_a_container_started_and_stopped_elsewhere_shows_without_a_whole_list(
+def following(
     monitored: tuple[HostMonitor, queue.Queue[MonitorEvent]],
-    make_container: Callable[..., Any],
-) -> None:
+) -> tuple[HostMonitor, LiveList, Callable[[], HostSnapshot | None]]:
+    """The monitored host's kept list and a reader of the latest containers it emitted."""
     monitor, events = monitored
     engine: Any = monitor.host.engine
     live = engine.live
     assert isinstance(live, LiveList)
-    read = latest(events)
+    return monitor, live, latest(events)
+
+
+def test_a_container_started_and_stopped_elsewhere_shows_without_a_whole_list(
+    monitored: tuple[HostMonitor, queue.Queue[MonitorEvent]],
+    make_container: Callable[..., Any],
+) -> None:
+    monitor, live, read = following(monitored)
     wait_for(lambda: read() is not None and monitor._watch is not None, what="a first list")
     wait_for(
         lambda: live.following and live.full_lists >= 1,
@@ -163,11 +169,7 @@ def test_a_status_text_advances_with_no_list_as_the_engine_words_it(
     make_container: Callable[..., Any],
     docker_client: Any,
 ) -> None:
-    monitor, events = monitored
-    engine: Any = monitor.host.engine
-    live = engine.live
-    assert isinstance(live, LiveList)
-    read = latest(events)
+    _, live, read = following(monitored)
     wait_for(
         lambda: live.following and live.full_lists >= 1,
         what="the list the event stream's connect asks for",
@@ -321,27 +323,6 @@ def test_a_frozen_engine_fails_a_quiet_refresh_as_a_list_would(private_engine: A
 LABEL = "gpct-live.gpus"
 
 
-class AddingGpus:
-    """A DockerHost that wraps an engine and adds to its ``snapshot`` (the protocol's call, with
-    the protocol's signature), as a stand-in GPU runtime does: a container labelled
-    ``gpct-live.gpus=0`` reads as run with ``--gpus device=0``."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def snapshot(self, all: bool = True, stats: bool = True) -> HostSnapshot:
-        snap: HostSnapshot = self._inner.snapshot(all=all, stats=stats)
-        gpus = dict(snap.gpus)
-        for c in snap.containers:
-            wanted = dict(c.labels).get(LABEL)
-            if wanted:
-                gpus[c.id] = GpuRequest(device_ids=tuple(wanted.split(",")))
-        return dataclasses.replace(snap, gpus=gpus)
-
-
 def test_a_host_wrapping_the_engine_snapshot_sees_the_kept_list_through_it(
     make_container: Callable[..., Any],
 ) -> None:
@@ -351,7 +332,7 @@ def test_a_host_wrapping_the_engine_snapshot_sees_the_kept_list_through_it(
     holder = make_container("sleep 3600", labels={LABEL: "0"})
     host = host_at()
     inner = host.engine
-    host.engine = AddingGpus(inner)
+    host.engine = GpusFromLabel(inner, LABEL)
     events: queue.Queue[MonitorEvent] = queue.Queue()
     monitor = HostMonitor(host, events.put, refresh_seconds=0.25, container_stats=False)
     live = inner.live

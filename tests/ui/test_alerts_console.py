@@ -5,7 +5,6 @@ container cannot hold a DeviceRequest here) is stood in for by a label read as `
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -14,40 +13,19 @@ from textual.widgets import DataTable
 
 from gpuconsole.backend.gpu.nvml_source import NvmlSource
 from gpuconsole.backend.gpu.nvml_standin import StandInNvml, h100_devices
-from gpuconsole.backend.models import GpuRequest, HostSnapshot
 from gpuconsole.settings.config import AlertSettings
 from gpuconsole.ui.app import GpuconsoleApp
 from gpuconsole.ui.screens.alerts import AlertsScreen
 from gpuconsole.ui.screens.containers import ContainersScreen
 from gpuconsole.ui.widgets.containers_table import ContainersTable
 
-from support import host_at
+from support import GpusFromLabel, host_at
 from uihelpers import until
 
 GIB = 1024**3
 #: The label the stand-in runtime reads as ``--gpus device=...``.
 GPUS_LABEL = "gpct-alerts.gpus"
 MINE = {"gpct-alerts": "1"}
-
-
-class ReservingEngine:
-    """The real engine, plus the GPU request a container labelled ``gpct-alerts.gpus=0,1``
-    would have had with ``--gpus device=0,1`` on a host with the NVIDIA runtime."""
-
-    def __init__(self, inner: Any) -> None:
-        self._inner = inner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    def snapshot(self, all: bool = True, stats: bool = True) -> HostSnapshot:
-        snap: HostSnapshot = self._inner.snapshot(all=all, stats=stats)
-        gpus = dict(snap.gpus)
-        for c in snap.containers:
-            wanted = dict(c.labels).get(GPUS_LABEL)
-            if wanted:
-                gpus[c.id] = GpuRequest(device_ids=tuple(wanted.split(",")))
-        return dataclasses.replace(snap, gpus=gpus)
 
 
 def notes(app: GpuconsoleApp) -> list[Any]:
@@ -112,7 +90,7 @@ async def test_an_idle_reservation_is_flagged_in_the_table_until_the_gpu_works(
     devices[0].util_gpu = 1
     devices[0].processes = [(holder.attrs["State"]["Pid"], 2 * GIB)]
     host = host_at(gpu=NvmlSource(nvml=StandInNvml(devices), process_interval=0.1))
-    host.engine = ReservingEngine(host.engine)
+    host.engine = GpusFromLabel(host.engine, GPUS_LABEL)
     config = tmp_path / "config.toml"
     config.write_text("[alerts]\nidle_minutes = 0.02\n")  # 1.2 s
     app = GpuconsoleApp(host, gpu_interval=0.05, refresh_seconds=0.5, config_path=config)

@@ -38,6 +38,7 @@ from gpuconsole.backend.launch.spec import (
     parse_gpus,
 )
 from gpuconsole.backend.launch.ssh_keys import KeyNotFound, find_public_key
+from gpuconsole.backend.models import EVERY_INTERFACE
 
 if TYPE_CHECKING:
     from gpuconsole.backend.docker.host import DockerHost
@@ -123,7 +124,9 @@ def gather_facts(host: DockerHost, image: str = "", volumes: tuple[str, ...] = (
         names.add(cname)
         for p in c.get("Ports") or ():
             if p.get("PublicPort"):
-                published[(str(p.get("IP") or "0.0.0.0"), int(p["PublicPort"]))] = cname
+                # No IP: published on every interface (as the engine reads it).
+                ip = str(p.get("IP") or EVERY_INTERFACE[0])
+                published[(ip, int(p["PublicPort"]))] = cname
     present: bool | None = None
     attrs: dict[str, Any] = {}
     if image.strip():
@@ -445,7 +448,7 @@ def validate(
     bind_ok = valid_bind_address(bind)
     if not bind_ok:
         err("bind", f"{bind!r} is not an IP address — use 127.0.0.1 (the default)")
-    elif bind in ("0.0.0.0", "::"):
+    elif bind in EVERY_INTERFACE:
         warnings.append(
             Issue(
                 "bind",
