@@ -129,3 +129,27 @@ def test_real_memory_agrees_with_the_stats_api(make_container, local_host) -> No
     assert ours is not None and api.memory_bytes is not None
     assert abs(ours - api.memory_bytes) <= 0.05 * api.memory_bytes
     assert api.memory_limit_bytes == local_host.stats([c.id])[c.id].memory_limit_bytes
+
+
+def test_refresh_reading_cgroups_while_the_engine_lists(make_container, local_host) -> None:  # type: ignore[no-untyped-def]
+    """With no event stream the refresh lists every container and, meanwhile, reads the
+    cgroups of those that ran last time: a container started or stopped in between must still
+    come out right, and every running container's CPU % must keep its baseline from one
+    refresh to the next (a CPU column of dashes otherwise)."""
+    first = make_container("sleep 3600")
+    local_host.snapshot(all=True)
+    assert first.id in local_host._last_running  # the next refresh reads it ahead
+    second = make_container("sleep 3600")
+    snap = local_host.snapshot(all=True)
+    assert snap.stats[first.id].cpu_percent is not None
+    assert snap.stats[second.id].memory_bytes
+    first.stop(timeout=0)
+    third = make_container("sleep 3600")
+    snap = local_host.snapshot(all=True)
+    assert first.id not in snap.stats
+    assert snap.stats[second.id].cpu_percent is not None
+    assert third.id in snap.stats
+    snap = local_host.snapshot(all=True)
+    assert snap.stats[second.id].cpu_percent is not None
+    assert snap.stats[third.id].cpu_percent is not None
+    assert not local_host._cgroups.baseline_times([first.id])

@@ -203,12 +203,14 @@ class CgroupStatsReader:
         """When each container's last CPU reading was taken (those with one)."""
         return {cid: r.at for cid in container_ids if (r := self._previous.get(cid)) is not None}
 
-    def read(self, container_ids: Iterable[str]) -> dict[str, ContainerStats]:
+    def read(self, container_ids: Iterable[str], prune: bool = True) -> dict[str, ContainerStats]:
         """One pass over the given running containers; missing cgroups are left out.
 
         A container seen before is read where it was found; a new one first under the layout
         that found the others (one pass for a whole engine's first read, which ``ps`` pays
-        inside its CPU window), the other layouts only for those not found there.
+        inside its CPU window), the other layouts only for those not found there. ``prune``
+        forgets the baselines of every container not read here (the ids are all that run);
+        a partial read passes False and calls ``keep_only`` once it knows what runs.
         """
         ids = list(container_ids)
         first = self._layout or _CANDIDATES[0]
@@ -224,14 +226,20 @@ class CgroupStatsReader:
                 self._layout = template
             out.update(found)
             missing = [cid for cid in missing if cid not in found]
-        for gone in set(self._previous) - set(out):
-            del self._previous[gone]
-        for gone in set(self._dirs) - set(out):
-            # Stopped between list and read, or not visible here: forget its directory.
-            del self._dirs[gone]
-        if len(self._paths) > 4 * len(ids) + 64:
-            self._paths.clear()
+        if prune:
+            self.keep_only(out)
         return out
+
+    def keep_only(self, container_ids: Iterable[str]) -> None:
+        """Forget baselines and directories of every container but these (the running ones
+        whose cgroups answered): stopped since, or not visible here."""
+        keep = set(container_ids)
+        for gone in set(self._previous) - keep:
+            del self._previous[gone]
+        for gone in set(self._dirs) - keep:
+            del self._dirs[gone]
+        if len(self._paths) > 4 * len(keep) + 64:
+            self._paths.clear()
 
     def _read_dirs(self, dirs: dict[str, str]) -> dict[str, ContainerStats]:
         """Containers' stats from the given cgroup directories, in one ``read_files`` call."""
