@@ -93,6 +93,64 @@ def test_v1_systemd_driver(tmp_path: Path) -> None:
     assert stats.memory_limit_bytes == 8 * GIB
 
 
+class CountingMachine:
+    """The local machine, counting the files each refresh asks for."""
+
+    def __init__(self) -> None:
+        from gpuconsole.backend.hosts.local import LocalMachine
+
+        self.inner = LocalMachine()
+        self.is_local = True
+        self.asked: list[str] = []
+
+    def read_files(self, paths: list[str]) -> dict[str, str]:
+        self.asked += paths
+        return self.inner.read_files(paths)
+
+
+def test_idle_containers_read_limit_and_memory_stat_in_turns(tmp_path: Path) -> None:
+    """500 idle sleepers cost half the file reads: limit and memory.stat (the kernel's
+    costliest file) are read every SLOW_EVERY refreshes for a container that did nothing,
+    every refresh for one that did; the figures shown stay those of the files."""
+    from gpuconsole.backend.docker.cgroup_stats import SLOW_EVERY
+
+    ids = [f"{i:04x}" + "0" * 60 for i in range(20)]
+    for cid in ids:
+        _v2_group(tmp_path, f"docker/{cid}", 1_000_000, 11 * 1024 * 1024, "max")
+    clock = Clock()
+    machine = CountingMachine()
+    reader = CgroupStatsReader(CgroupMounts(2, tmp_path, tmp_path), 16 * GIB, clock, machine)  # type: ignore[arg-type]
+    asked = []
+    for _ in range(2 * SLOW_EVERY + 2):
+        machine.asked = []
+        out = reader.read(ids)
+        clock.now += 2.0
+        asked.append(len(machine.asked))
+        assert all(out[cid].memory_bytes == 10 * 1024 * 1024 for cid in ids)
+    # The first two readings read everything; after that about 2 files a container, and each
+    # container's slow files once every SLOW_EVERY refreshes.
+    assert asked[:2] == [4 * len(ids)] * 2
+    steady = asked[2:]
+    assert sum(steady) == len(steady) * 2 * len(ids) + 2 * len(ids) * len(steady) // SLOW_EVERY
+    # One container turns busy: its page cache grows, its usage too; shown at the next refresh.
+    busy = ids[3]
+    _v2_group(tmp_path, f"docker/{busy}", 3_000_000, 30 * 1024 * 1024, "max")
+    (tmp_path / f"docker/{busy}/memory.stat").write_text("anon 1\nfile 2\ninactive_file 4194304\n")
+    machine.asked = []
+    out = reader.read(ids)
+    clock.now += 2.0
+    assert len(machine.asked) < 3 * len(ids)  # the woken one's slow files, not every one's
+    assert out[busy].cpu_percent == pytest.approx(100.0)
+    assert out[busy].memory_bytes == 26 * 1024 * 1024  # new usage less the new inactive cache
+    # An idle container's limit changed by `docker update` shows within SLOW_EVERY refreshes.
+    (tmp_path / f"docker/{ids[5]}/memory.max").write_text(f"{GIB}\n")
+    seen = []
+    for _ in range(SLOW_EVERY):
+        seen.append(reader.read(ids)[ids[5]].memory_limit_bytes)
+        clock.now += 2.0
+    assert seen[-1] == GIB
+
+
 def test_missing_cgroup_is_left_out_for_the_api_fallback(tmp_path: Path) -> None:
     reader = CgroupStatsReader(CgroupMounts(2, tmp_path, tmp_path), GIB)
     assert reader.read([CID]) == {}

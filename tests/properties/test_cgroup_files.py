@@ -28,6 +28,8 @@ GIB = 1024**3
 class FakeMachine:
     """Answers read_files from a dict keyed by file name (the last path component)."""
 
+    is_local = True
+
     def __init__(self, files: dict[str, str | None]) -> None:
         self.files = files
 

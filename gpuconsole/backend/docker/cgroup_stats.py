@@ -77,10 +77,19 @@ def find_mounts(mountinfo: str) -> CgroupMounts | None:
     return None
 
 
+#: On the local machine a container that did nothing since its last reading (same CPU time,
+#: same memory usage) has its memory limit and memory.stat (half the cost of a reading: the
+#: kernel sums ~40 counters for it) read every this many refreshes only, staggered over the
+#: containers; one that moved, every refresh. Over SSH every file is read each refresh: the
+#: woken ones' would need a second remote command.
+SLOW_EVERY = 5
+
+
 @dataclass(frozen=True, slots=True)
 class _Reading:
     cpu_ns: int
     at: float
+    usage: int | None = None
 
 
 def _int_of(text: str | None) -> int | None:
@@ -141,6 +150,11 @@ class CgroupStatsReader:
         self._layout: str | None = None
         #: Relative cgroup directory -> its four file paths (built once, not per refresh).
         self._paths: dict[str, tuple[str, ...]] = {}
+        #: Container -> (limit, inactive page cache) as last read from the slow files.
+        self._slow: dict[str, tuple[int | None, int | None]] = {}
+        #: Containers whose last two readings had the same CPU time and memory usage.
+        self._idle: set[str] = set()
+        self._round = 0
 
     @classmethod
     def for_machine(
@@ -213,6 +227,7 @@ class CgroupStatsReader:
         a partial read passes False and calls ``keep_only`` once it knows what runs.
         """
         ids = list(container_ids)
+        self._round += 1
         first = self._layout or _CANDIDATES[0]
         out = self._read_dirs({cid: self._dirs.get(cid) or first.format(id=cid) for cid in ids})
         missing = [cid for cid in ids if cid not in out]
@@ -238,45 +253,104 @@ class CgroupStatsReader:
             del self._previous[gone]
         for gone in set(self._dirs) - keep:
             del self._dirs[gone]
+        for gone in set(self._slow) - keep:
+            del self._slow[gone]
+        self._idle &= keep
         if len(self._paths) > 4 * len(keep) + 64:
             self._paths.clear()
 
+    def _slow_due(self, cid: str) -> bool:
+        """Whether this container's limit and memory.stat are read this refresh: always for
+        one not known idle (new, or CPU time or usage moved at its last reading), else every
+        SLOW_EVERY refreshes (a ``docker update`` of an idle container's limit shows within
+        that many), at a turn of its own so that they spread over the refreshes."""
+        return (
+            cid not in self._idle
+            or cid not in self._slow
+            or (self._round + hash(cid)) % SLOW_EVERY == 0
+        )
+
     def _read_dirs(self, dirs: dict[str, str]) -> dict[str, ContainerStats]:
-        """Containers' stats from the given cgroup directories, in one ``read_files`` call."""
-        paths = [path for rel in dirs.values() for path in self._files(rel)]
+        """Containers' stats from the given cgroup directories, in one ``read_files`` call
+        (locally a second, small one: the slow files of containers that turned busy)."""
+        turns = self.machine.is_local
+        slow = {cid: not turns or self._slow_due(cid) for cid in dirs}
+        paths = [
+            path
+            for cid, rel in dirs.items()
+            for path in (self._files(rel) if slow[cid] else self._files(rel)[:2])
+        ]
         if not paths:
             return {}
         before = self._clock()
         texts = self.machine.read_files(paths)
         # Over SSH the files were read somewhere between the two clock readings.
         now = (before + self._clock()) / 2
+        firsts: dict[str, tuple[int | None, int | None]] = {}
+        late: list[str] = []
+        for cid, rel in dirs.items():
+            files = self._files(rel)
+            cpu_ns, usage = firsts[cid] = (
+                self._cpu_ns(texts.get(files[0])),
+                _int_of(texts.get(files[1])),
+            )
+            if not slow[cid] and not self._same_as_before(cid, cpu_ns, usage):
+                late.append(cid)
+        if late:
+            # Woke since its last reading: its page cache may have moved with its usage.
+            texts.update(
+                self.machine.read_files([p for cid in late for p in self._files(dirs[cid])[2:]])
+            )
+            slow.update(dict.fromkeys(late, True))
         out: dict[str, ContainerStats] = {}
         for cid, rel in dirs.items():
-            stats = self._parse(cid, [texts.get(p) for p in self._files(rel)], now)
+            files = self._files(rel)
+            cpu_ns, usage = firsts[cid]
+            slow_texts = (texts.get(files[2]), texts.get(files[3])) if slow[cid] else None
+            stats = self._parse(cid, cpu_ns, usage, slow_texts, now)
             if stats is not None:
                 self._dirs[cid] = rel
                 out[cid] = stats
         return out
 
-    def _parse(self, cid: str, texts: list[str | None], now: float) -> ContainerStats | None:
-        cpu_text, usage_text, limit_text, stat_text = texts
+    def _cpu_ns(self, text: str | None) -> int | None:
         if self.mounts.version == 1:
-            cpu_ns = _int_of(cpu_text)
-            inactive = _stat_of(stat_text, "total_inactive_file")
-        else:
-            usec = _stat_of(cpu_text, "usage_usec")
-            cpu_ns = None if usec is None else usec * 1000
-            inactive = _stat_of(stat_text, "inactive_file")
-        usage = _int_of(usage_text)
-        limit = _int_of(limit_text)
+            return _int_of(text)
+        usec = _stat_of(text, "usage_usec")
+        return None if usec is None else usec * 1000
+
+    def _same_as_before(self, cid: str, cpu_ns: int | None, usage: int | None) -> bool:
+        before = self._previous.get(cid)
+        return before is not None and before.cpu_ns == cpu_ns and before.usage == usage
+
+    def _parse(
+        self,
+        cid: str,
+        cpu_ns: int | None,
+        usage: int | None,
+        slow_texts: tuple[str | None, str | None] | None,
+        now: float,
+    ) -> ContainerStats | None:
+        """One container's figures; ``slow_texts`` (limit, memory.stat) None: not read this
+        time, the last values stand."""
         if cpu_ns is None and usage is None:
             return None
+        if slow_texts is not None:
+            limit_text, stat_text = slow_texts
+            key = "total_inactive_file" if self.mounts.version == 1 else "inactive_file"
+            limit, inactive = self._slow[cid] = (_int_of(limit_text), _stat_of(stat_text, key))
+        else:
+            limit, inactive = self._slow[cid]
         cpu_percent: float | None = None
+        before = self._previous.get(cid)
+        if self._same_as_before(cid, cpu_ns, usage):
+            self._idle.add(cid)
+        else:
+            self._idle.discard(cid)
         if cpu_ns is not None:
-            before = self._previous.get(cid)
             if before is not None and now > before.at and cpu_ns >= before.cpu_ns:
                 cpu_percent = (cpu_ns - before.cpu_ns) / ((now - before.at) * 1e9) * 100.0
-            self._previous[cid] = _Reading(cpu_ns, now)
+            self._previous[cid] = _Reading(cpu_ns, now, usage)
         memory: int | None = None
         if usage is not None:
             # docker stats subtracts the inactive page cache; do the same so the figures agree.
