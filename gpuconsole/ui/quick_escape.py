@@ -5,9 +5,11 @@ moment for more bytes before calling it the Escape key. Textual waits ``ESCDELAY
 but only notices the wait is over when its input thread's 0.1 s select times out: every
 Escape (closing the filter, the details, a dialog) took 100-200 ms before the app saw it, more
 than the rest of the work together (bench/tui.py; `?` closing help answered in 57 ms p50 where
-Escape took 175). Here the wait is ``ESCDELAY`` if the user set one, else 30 ms (neovim's
-ttimeoutlen is 50), and the select wakes up when it ends, only while an ESC is pending: at
-rest the thread still sleeps in 0.1 s selects.
+Escape took 175). Here the wait is ``ESCDELAY`` (milliseconds, as ncurses reads it) if the user
+set one, else 10 ms, tmux's own default since 3.5 (tmux/tmux#3844: a terminal writes a key's
+sequence in one piece, and SSH carries it in one packet, so a sequence split across reads is
+rare even far away; a user on a link that splits them sets ESCDELAY); and the select wakes up
+when it ends, only while an ESC is pending: at rest the thread still sleeps in 0.1 s selects.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from textual._xterm_parser import XTermParser
 from textual.drivers import linux_driver
 from textual.drivers.linux_driver import LinuxDriver
 
-ESCAPE_WAIT = 0.03
+ESCAPE_WAIT = 0.01
 
 
 class QuickEscapeDriver(LinuxDriver):
