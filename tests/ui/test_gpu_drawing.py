@@ -76,3 +76,42 @@ def test_graph_scale_and_time_axis_hold_at_any_height(height: int) -> None:
     assert half.count("█") in (len(plot) // 2, (len(plot) + 1) // 2)  # 350 W: half of it
     assert [r[-3] for r in plot] == [" "] * len(plot)  # 0 W: nothing drawn
     assert rows[-1].split()[-1] == "now"
+
+
+def _column(lines: list[str], x: int) -> str:
+    """One plot column, top to bottom."""
+    return "".join(line[x] for line in lines)
+
+
+def test_live_graph_columns_are_buckets_of_time() -> None:
+    # 30 samples a second apart on 10 columns spanning 100 s: 10 s a column, counted from the
+    # epoch, the newest sample's bucket at the right. Each column reads its samples' mean (or,
+    # for memory, their peak); a column with no reading is a gap, not a zero.
+    stamps = tuple(1000.0 + i for i in range(30))
+    values: list[float | None] = [0.0 if i % 2 else 100.0 for i in range(10)]  # mean 50, peak 100
+    values += [None] * 10  # readings missing for 10 s
+    values += [80.0] * 10
+
+    def plot(peak: bool) -> list[str]:
+        rows = render_graph(
+            values,
+            width=14,  # "100┤" and 10 columns
+            height=9,  # 8 rows and the time axis
+            top=100,
+            interval=1.0,
+            label=lambda v: f"{v:.0f}",
+            timestamps=stamps,
+            span=100.0,
+            peak=peak,
+        ).plain.splitlines()
+        assert rows[-1].split() == ["-1.7m", "now"]  # the whole 100 s, left edge to now
+        return [r[4:] for r in rows[:-1]]
+
+    mean = plot(peak=False)
+    assert _column(mean, -3) == "    ████"  # 100 and 0 by turns: 50 %, half the height
+    assert _column(mean, -2) == "        "  # no reading: a gap
+    assert _column(mean, -1) == " ▃██████"  # 80 %: 6.4 of 8 rows
+    assert {_column(mean, x) for x in range(7)} == {"        "}  # before the first sample
+    peak = plot(peak=True)
+    assert _column(peak, -3) == "████████"  # the bucket's peak: 100 %
+    assert _column(peak, -1) == _column(mean, -1)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.geometry import Region
 from textual.widget import Widget
@@ -46,6 +47,33 @@ async def open_gpu_screen(pilot: Any) -> GpuScreen:
 def painted(graph: TimeGraph) -> list[str]:
     """The graph's content lines as Textual paints them (render_line), for its size."""
     return [graph.render_line(y).text for y in range(graph.size.height)]
+
+
+BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def heights(lines: list[str], axis_w: int) -> list[int]:
+    """Each plot column's filled height in eighths of a cell, read off the painted lines."""
+    plot = [line[axis_w:] for line in lines[:-1]]
+    return [sum(BLOCKS.index(row[x]) for row in plot) for x in range(len(plot[0]))]
+
+
+def bucket_means(
+    values: tuple[float | int | None, ...], stamps: tuple[float, ...], columns: int, span: float
+) -> list[float | None]:
+    """What each column of a live graph stands for, worked out here the plain way: the mean of
+    the samples whose time falls in its slice of ``span / columns`` seconds (slices counted
+    from the epoch), the newest sample's slice at the right."""
+    width = span / columns
+    newest = int(stamps[-1] // width)
+    sums: dict[int, list[float]] = {}
+    for t, v in zip(stamps, values, strict=True):
+        if v is not None:
+            sums.setdefault(int(t // width), []).append(float(v))
+    return [
+        sum(sums[k]) / len(sums[k]) if k in sums else None
+        for k in range(newest - columns + 1, newest + 1)
+    ]
 
 
 def test_plan_shares_the_height_between_blocks_and_table() -> None:
@@ -90,7 +118,19 @@ async def test_one_gpu_fills_the_screen_and_keeps_its_scales() -> None:
         assert power[-2].startswith("  0W┤")
         assert "350W┤" in power[(len(power) - 1) // 2]
         assert power[-1].split()[-1] == "now"
-        assert "█" in power[-2] and "█" in power[1]  # ~700 W under the matmul reaches the top
+        # A column is the mean of its ~11 s of samples, drawn on the whole height: the columns
+        # under the ~700 W matmul stand as high as their means say (against the full 700 W).
+        view = app.gpu_view
+        assert view is not None
+        uuid = view.snapshot.gpus[0].uuid
+        rows = len(power) - 1
+        means = bucket_means(
+            view.series(uuid, "power_w"), view.timestamps[uuid], len(power[0]) - 5, 600.0
+        )
+        expected = [0 if m is None else round(m / 700 * rows * 8) for m in means]
+        assert heights(power, 5) == expected
+        assert max(expected) > rows * 8 // 2  # the matmul shows, above the half mark
+        assert power[-1].split()[0] == "-10m"  # the live graph spans the last ten minutes
         assert power == graphs["power"].render().plain.split("\n")  # painted = what it says
 
 
@@ -137,11 +177,12 @@ async def test_eight_gpus_stack_and_every_one_can_be_reached(
 
 
 class IdleGpu:
-    """A GPU at rest: a new timestamp every sample, readings that wobble below what a graph
-    can show (power by a few mW, as a real idle H100 does)."""
+    """A GPU at rest: a new timestamp every sample (``step`` seconds on), readings that wobble
+    below what a graph can show (power by a few mW, as a real idle H100 does)."""
 
-    def __init__(self) -> None:
+    def __init__(self, step: float = 1.0) -> None:
         self.calls = 0
+        self.step = step
         self._wobble = itertools.cycle((76.12, 76.31, 76.24))
 
     name = "idle"
@@ -163,7 +204,7 @@ class IdleGpu:
             temperature_c=48,
             sm_clock_mhz=345,
         )
-        return GpuSnapshot("local", "idle", GpuSourceState.OK, float(self.calls), (gpu,))
+        return GpuSnapshot("local", "idle", GpuSourceState.OK, self.calls * self.step, (gpu,))
 
     def close(self) -> None:
         pass
@@ -172,15 +213,15 @@ class IdleGpu:
 async def test_a_sample_that_changes_nothing_repaints_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    source = IdleGpu()
+    source = IdleGpu(step=5.0)  # the graphs' ten minutes fill in 120 samples
     app = GpuconsoleApp(host_of(FakeHost(), gpu=source), refresh_seconds=60, gpu_interval=0.02)
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_gpu_screen(pilot)
         await until(pilot, lambda: len(screen.query(TimeGraph)) == 3, what="the graphs")
         graphs = list(screen.query(TimeGraph))
-        width = max(g.size.width for g in graphs)
-        # Until the window is full the filled part grows each sample; then the graph is still.
-        await until(pilot, lambda: source.calls > width + 10, timeout=30, what="a full window")
+        # Until the window is full the filled part grows; then the graph is still (it moves a
+        # column when a column's time ends, to the same picture).
+        await until(pilot, lambda: source.calls > 600 / 5 + 10, timeout=30, what="a full window")
         repaints: list[str] = []
 
         def counting(name: str, method: Any) -> Any:
@@ -224,10 +265,13 @@ async def test_a_sample_repaints_only_the_lines_it_changed(monkeypatch: pytest.M
 
         monkeypatch.setattr(Widget, "refresh", spy)
         # One more sample while the window fills: the filled part grows into one more column,
-        # which shows in the bottom row only (76 W of 700 is a fraction of one row).
+        # which shows in the bottom row only (76 W of 700 is a fraction of one row): that one
+        # cell is repainted, left of the 20 columns already drawn.
         graph.show((*idle, 76.2), 700, 1.0, "76 / 700 W", tuple(map(float, range(21))))
         bottom_row = graph.size.height - 2  # above the time axis
-        assert repainted == [Region(0, bottom_row, graph.size.width, 1)]
+        axis_w = len("700W┤")
+        assert repainted == [Region(graph.size.width - 21, bottom_row, 1, 1)]
+        assert painted(graph)[bottom_row][axis_w:].strip() == "█" * 21
         # Power crossing a whole watt changes the subtitle: only the border line below.
         repainted.clear()
         graph.show((*idle, 76.2), 700, 1.0, "77 / 700 W", tuple(map(float, range(21))))
@@ -238,3 +282,118 @@ async def test_a_sample_repaints_only_the_lines_it_changed(monkeypatch: pytest.M
             Region(0, graph.outer_size.height - 1, graph.outer_size.width, 1)
         )
         assert "77 / 700 W" in border[0].text
+        # ... and of that line the cell that changed ("76" to "77"), a cell each side to spare.
+        changed = border[0].text.index("77 / 700 W") + 1 - graph.content_offset.x
+        assert repainted[0].x <= changed < repainted[0].right <= changed + 2
+
+
+async def test_live_graph_moves_once_a_column_and_repaints_only_the_newest_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ten minutes on the graph's columns: ~12 s a column here. A sample within the newest
+    # column's time repaints the cells of that column it changed, nothing else; the graph moves
+    # left only when a column's time ends. (Before, every sample moved every column: the whole
+    # graph was written to the terminal every second.)
+    async with OneGraph().run_test(size=(60, 12)) as pilot:
+        graph = pilot.app.query_one(TimeGraph)
+        graph.styles.height = 12
+        await pilot.pause()
+        plot_w = graph.size.width - len("700W┤")
+        width = 600.0 / plot_w
+        # A busy minute and a half, a sample a second, ending at the start of a column's time.
+        start = (1_795_713_000 // width + 1) * width
+        stamps = [start - 90 + i for i in range(91)]
+        watts: list[float] = [100.0 + 6 * (i % 100) for i in range(91)]
+        graph.show(watts, 700, 1.0, "", stamps, span=600.0)
+        await pilot.pause()
+        before = painted(graph)
+        repainted: list[Region] = []
+        original = Widget.refresh
+
+        def spy(self: Widget, *regions: Region, **kwargs: Any) -> Any:
+            if self is graph:
+                repainted.extend(regions or [Region(0, 0, 0, 0)])  # empty: the whole widget
+            return original(self, *regions, **kwargs)
+
+        monkeypatch.setattr(Widget, "refresh", spy)
+        newest = graph.size.width - 1
+        for _ in range(int(width) - 2):  # within the newest column's time
+            watts.append(700.0)
+            stamps.append(stamps[-1] + 1)
+            graph.show(watts, 700, 1.0, "", stamps, span=600.0)
+        # The column's mean climbed from 640 W toward 700 W: its top cells, and only they.
+        assert repainted and {(r.x, r.width) for r in repainted} == {(newest, 1)}
+        await pilot.pause()
+        after = painted(graph)
+        assert [line[:-1] for line in after] == [line[:-1] for line in before]
+        assert after[0][-1] != " "  # the newest column now reaches the top row
+        # The next column's time begins: the graph moves left by one column.
+        watts.append(700.0)
+        stamps.append(start + int(width) + 1.5)
+        graph.show(watts, 700, 1.0, "", stamps, span=600.0)
+        await pilot.pause()
+        moved = painted(graph)
+        assert [line[5:-1] for line in moved[:-1]] == [line[6:] for line in after[:-1]]
+
+
+class OneHeader(App[None]):
+    def compose(self) -> ComposeResult:
+        yield FixedLine()
+
+
+async def test_a_header_repaints_only_the_cells_whose_text_changed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A GPU's header line moves by a degree or a clock step each few seconds: those cells are
+    # written to the terminal, not the 180 of the line.
+    async with OneHeader().run_test(size=(80, 3)) as pilot:
+        line = pilot.app.query_one(FixedLine)
+
+        def head(temp: int, clock: int) -> Text:
+            text = Text()
+            text.append("GPU 0  H100 80GB HBM3", style="bold")
+            text.append(f"   {temp} °C   SM {clock} MHz   fan N/A")
+            return text
+
+        line.set_text(head(48, 345))
+        await pilot.pause()
+        repainted: list[Region] = []
+        original = Widget.refresh
+
+        def spy(self: Widget, *regions: Region, **kwargs: Any) -> Any:
+            if self is line:
+                repainted.extend(regions or [Region(0, 0, 0, 0)])  # empty: the whole widget
+            return original(self, *regions, **kwargs)
+
+        monkeypatch.setattr(Widget, "refresh", spy)
+        line.set_text(head(49, 345))
+        start = len("GPU 0  H100 80GB HBM3   4")
+        assert repainted == [Region(start, 0, 1, 1)]  # "48" -> "49": one cell
+        repainted.clear()
+        line.set_text(head(49, 1980))  # longer: from the change to the end of the longer text
+        start = len("GPU 0  H100 80GB HBM3   49 °C   SM ")
+        assert repainted == [Region(start, 0, len(head(49, 1980)) - start, 1)]
+        await pilot.pause()
+        assert line.render_line(0).text.rstrip() == head(49, 1980).plain
+        repainted.clear()
+        line.set_text(head(49, 1980))  # the same text: nothing
+        assert repainted == []
+
+
+def test_a_partial_update_writes_only_the_cells_marked_dirty() -> None:
+    # The newest column of a graph changed one cell at the right of its line: that cell is
+    # what goes to the terminal, not the graph's line from its left edge (Textual's own
+    # ChopsUpdate crops a line's part at the right only).
+    from rich.console import Console
+    from rich.segment import Segment
+    from textual._compositor import ChopsUpdate
+    from textual.strip import Strip
+
+    from gpuconsole.ui.cropped_update import CroppedChopsUpdate, CroppingCompositor
+
+    line = Strip([Segment("│ 700W┤   ▂█"), Segment(" │")])
+    chops, spans, ends = [{0: line}], [(0, 11, 12)], [[14]]
+    console = Console(color_system=None, width=80)
+    assert CroppedChopsUpdate(chops, spans, ends).render_segments(console) == "\x1b[1;12H█"
+    assert ChopsUpdate(chops, spans, ends).render_segments(console) == "\x1b[1;1H│ 700W┤   ▂█"
+    assert isinstance(GpuScreen()._compositor, CroppingCompositor)  # the GPU screen's updates

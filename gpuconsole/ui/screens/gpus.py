@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -31,6 +32,7 @@ from textual.widgets import Static
 from gpuconsole.backend.gpu import GpuSample
 from gpuconsole.monitor.gpu_view import GpuView, process_label
 from gpuconsole.present import format as fmt
+from gpuconsole.ui.cropped_update import CroppingCompositor
 from gpuconsole.ui.screens.quiet_focus import QuietFocusScreen
 from gpuconsole.ui.widgets.diff_table import Cells, DiffTable
 from gpuconsole.ui.widgets.footer import QuietFooter
@@ -58,6 +60,10 @@ ZOOMS: tuple[tuple[float | None, str], ...] = (
     (86400.0, "24 h"),
     (7 * 86400.0, "7 d"),
 )
+#: What the live graphs span (the console's own history window; the "10 min" zoom level). A
+#: column is a bucket of this over the plot's width (~11 s on a 180-column screen): a sample
+#: redraws the newest column only, and the graphs move one column when a bucket ends.
+LIVE_SPAN_S = 600.0
 #: A zoomed-out view is read from the recording again after this many seconds.
 ZOOM_REFRESH_S = 30.0
 
@@ -89,12 +95,62 @@ def plan_layout(height: int, gpus: int, processes: int) -> Plan:
 
 
 class FixedLine(TextLine):
-    """A one-line header: its height never changes, so a new text needs no new layout."""
+    """A one-line header: its height never changes, so a new text needs no new layout, and a
+    new text repaints only the cells it changed (a GPU's header moves by a degree or a clock
+    step: a few cells, not the line, are written to the terminal)."""
 
     DEFAULT_CSS = "FixedLine { height: 1; }"
 
+    #: Set while a new text is put in: the cells (from, to) it changed.
+    _narrow: tuple[int, int] | None = None
+
+    def set_text(self, text: Text) -> None:
+        old = self._shown
+        if text == old:
+            return
+        self._narrow = _changed_cells(old, text) if self.size else None
+        try:
+            super().set_text(text)
+        finally:
+            self._narrow = None
+
     def update(self, content: VisualType = "", *, layout: bool = False) -> None:
         super().update(content, layout=False)
+
+    def refresh(
+        self,
+        *regions: Region,
+        repaint: bool = True,
+        layout: bool = False,
+        recompose: bool = False,
+    ) -> Self:
+        if self._narrow is not None and not (regions or layout or recompose):
+            start, end = self._narrow
+            return super().refresh(Region(start, 0, end - start, 1), repaint=repaint)
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+
+def _changed_cells(old: Text | None, new: Text) -> tuple[int, int] | None:
+    """The cells (from, to) in which two one-line texts differ, or None for all of them.
+
+    Styles are compared as spans: where they differ (or a text has wide characters, which
+    make cells and characters part) the whole line is repainted.
+    """
+    if old is None or old.spans != new.spans or old.style != new.style:
+        return None
+    a, b = old.plain, new.plain
+    if cell_len(a) != len(a) or cell_len(b) != len(b):
+        return None
+    start = 0
+    limit = min(len(a), len(b))
+    while start < limit and a[start] == b[start]:
+        start += 1
+    if len(a) != len(b):
+        return start, max(len(a), len(b))  # what follows moved along, or was left behind
+    end = len(a)
+    while end > start and a[end - 1] == b[end - 1]:
+        end -= 1
+    return start, end
 
 
 class GpuBlock(Vertical):
@@ -113,7 +169,11 @@ class GpuBlock(Vertical):
         self.shown: GpuView | None = None
         # Made here, not queried per sample: a query walks the DOM, a sample comes every second.
         self._head = FixedLine(id=f"gpu-head-{index}", classes="gpu-head")
-        self._memory = TimeGraph("memory", lambda v: f"{v / GIB:.0f}G", "green", id="g-mem")
+        # Memory columns show their peak (what came close to running out), power and
+        # utilisation their mean (energy, busy time), as the recording's zoomed-out views do.
+        self._memory = TimeGraph(
+            "memory", lambda v: f"{v / GIB:.0f}G", "green", id="g-mem", peak=True
+        )
         self._power = TimeGraph("power", lambda v: f"{v:.0f}W", "magenta", id="g-pwr")
         self._util = TimeGraph("utilization", lambda v: f"{v:.0f}%", "cyan", id="g-util")
 
@@ -146,6 +206,7 @@ class GpuBlock(Vertical):
             view.interval,
             f"{fmt.size(gpu.memory_used_bytes)} / {fmt.size(gpu.memory_total_bytes)}",
             stamps,
+            LIVE_SPAN_S,
         )
         self._power.show(
             view.series(gpu.uuid, "power_w"),
@@ -153,6 +214,7 @@ class GpuBlock(Vertical):
             view.interval,
             fmt.watts(gpu.power_w, gpu.power_limit_w),
             stamps,
+            LIVE_SPAN_S,
         )
         self._util.show(
             view.series(gpu.uuid, "utilization_gpu_percent"),
@@ -161,6 +223,7 @@ class GpuBlock(Vertical):
             f"gpu {fmt.percent(gpu.utilization_gpu_percent)} · "
             f"mem {fmt.percent(gpu.utilization_memory_percent)}",
             stamps,
+            LIVE_SPAN_S,
         )
 
     def _show_history(self, gpu: GpuSample, history: History) -> None:
@@ -250,6 +313,9 @@ class GpuScreen(QuietFocusScreen[None]):
 
     def __init__(self) -> None:
         super().__init__()
+        # Updates that write only the cells that changed (the newest column of a graph, the
+        # figures of a header or border), not from the start of each widget's line.
+        self._compositor = CroppingCompositor()
         self._blocks: dict[int, GpuBlock] = {}
         self._indices: tuple[int, ...] = ()
         self._plan: Plan | None = None

@@ -1,21 +1,32 @@
 """A filled time-series graph with a y scale and a time axis, drawn with eighth-block cells.
 
+Live, a column is a bucket of time (``span`` / columns, aligned on multiples of the bucket's
+width, so every graph cuts time the same way whatever its history): a new sample changes the
+newest column only, and the graph moves left one column when a bucket ends (every ~11 s for ten
+minutes on 53 columns), instead of every column moving every sample. A column shows its
+samples' mean, or their peak (memory: what came close to running out); a column without any
+sample is a gap.
+
 Drawn in steps that can each be compared with the last sample's: a ``Drawing`` (each column's
 level and the time axis: what a user can see), its plain lines (``Drawing.lines``), then styles
 (``style_lines``, or ``TimeGraph.render_line`` a line at a time), which follow from the plain
 text alone. A sample that draws the same picture repaints nothing (an idle GPU over a full
-window); otherwise only the lines that differ are marked dirty (while the window fills, the
-rows holding the moving edge), and Textual asks the widget for, and writes to the terminal,
-only those lines.
+window); otherwise only the lines that differ are marked dirty, and of them only the columns
+whose level moved (live: the cells of the newest column that changed), and Textual asks the
+widget for those lines and writes those cells to the terminal (the GPU screen's compositor
+crops what Textual would write from a line's start: gpuconsole/ui/cropped_update.py).
 """
 
 from __future__ import annotations
 
+import math
 import re
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Span, Text
@@ -30,6 +41,10 @@ _BLOCKS = " ▁▂▃▄▅▆▇█"
 _FILLED = re.compile(r"[^ ]+")
 _RUNS = re.compile(r"[^ ]+| +")
 _DIM = Style(dim=True)
+#: Cells between a right-aligned border subtitle's text and the right edge (a blank, a border
+#: cell, the corner), and cells of room to spare either side of a change.
+_SUBTITLE_RIGHT = 3
+_SUBTITLE_SPARE = 1
 
 Values = Sequence[float | int | None]
 Label = Callable[[float], str]
@@ -63,6 +78,39 @@ def _column(eighths: int | None, rows: int, cache: dict[int | None, str]) -> str
             )
         cache[eighths] = col
     return col
+
+
+def bucket_width(span: float, plot_w: int, interval: float) -> float:
+    """Seconds per column for ``span`` seconds on ``plot_w`` columns: at least two sampling
+    periods, so that a column never misses its sample to jitter and shows a false gap."""
+    return max(span / max(1, plot_w), 2 * interval)
+
+
+def buckets(
+    values: Values, timestamps: Sequence[float], plot_w: int, width: float, peak: bool
+) -> list[float | None]:
+    """The samples gathered in ``plot_w`` columns of ``width`` seconds, oldest first; the last
+    column is the bucket of the newest sample (bucket k holds the samples with
+    ``t // width == k``). A column holds the mean of its samples, or with ``peak`` their
+    maximum; missing readings are left out, and a column without any reading is None."""
+    if not values or len(timestamps) != len(values):
+        return [None] * plot_w
+
+    def bucket(t: float) -> float:
+        return t // width
+
+    last = bucket(timestamps[-1])
+    columns: list[float | None] = []
+    lo = bisect_left(timestamps, last - plot_w + 1, key=bucket)
+    for k in range(plot_w - 1, -1, -1):
+        hi = bisect_left(timestamps, last - k + 1, lo, key=bucket) if k else len(values)
+        known = [v for v in values[lo:hi] if v is not None]
+        if not known:
+            columns.append(None)
+        else:
+            columns.append(float(max(known)) if peak else math.fsum(known) / len(known))
+        lo = hi
+    return columns
 
 
 def _levels(values: Values, plot_w: int, rows: int, top: float) -> tuple[int | None, ...]:
@@ -99,10 +147,19 @@ def _tick(r: int, rows: int, top: float, label: Label) -> str:
     return ""
 
 
-def _time_axis(shown: int, plot_w: int, interval: float, timestamps: Sequence[float]) -> str:
-    """A few labels from the oldest visible column to "now"."""
+def _time_axis(
+    shown: int,
+    plot_w: int,
+    interval: float,
+    timestamps: Sequence[float],
+    whole: float | None = None,
+) -> str:
+    """A few labels from the oldest visible column to "now" (``whole``: the seconds the plot
+    spans, left edge to now, when its columns are buckets of time)."""
     stamps = timestamps[-shown:] if shown else ()
-    if len(stamps) >= 2:
+    if whole is not None:
+        span = round(whole, 3)  # 600 / 53 * 53 is not quite 600: "-10m", not "-10.0m"
+    elif len(stamps) >= 2:
         # Columns left of the first sample are empty; extend at the measured rate.
         per = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
         span = per * (plot_w - 1)
@@ -152,10 +209,16 @@ def drawing(
     interval: float,
     label: Label,
     timestamps: Sequence[float] = (),
+    span: float | None = None,
+    peak: bool = False,
 ) -> Drawing:
     """The graph of ``values`` for a ``width`` x ``height`` area: ``max(1, height - 1)`` plot
-    rows under a y scale, then the time axis. The newest value is at the right edge; each
-    column is one sample; None leaves a gap.
+    rows under a y scale, then the time axis. The newest value is at the right edge; None
+    leaves a gap.
+
+    With ``span`` (and the samples' ``timestamps``) each column is a bucket of time, the plot
+    the last ``span`` seconds (see ``buckets``); without, each column is one value (series that
+    come already bucketed: the recording's).
 
     The time axis comes from the samples' own timestamps when given (a replay, or a poller that
     fell behind, does not tick exactly at ``interval``), else from ``interval``.
@@ -163,9 +226,45 @@ def drawing(
     axis_w = axis_width(top, label)
     plot_w = max(4, width - axis_w)
     rows = max(1, height - 1)
+    if span is not None and timestamps:
+        width_s = bucket_width(span, plot_w, interval)
+        columns = buckets(values, timestamps, plot_w, width_s, peak)
+        axis = _time_axis(plot_w, plot_w, width_s, (), whole=width_s * plot_w)
+        return Drawing(axis_w, rows, top, _levels(columns, plot_w, rows, top), axis)
     shown = min(len(values), plot_w)
     axis = _time_axis(shown, plot_w, interval, timestamps)
     return Drawing(axis_w, rows, top, _levels(values, plot_w, rows, top), axis)
+
+
+def _subtitle_change(old: str, new: str) -> tuple[int, int]:
+    """The cells of the bottom border line that a right-aligned subtitle's change from ``old``
+    to ``new`` touches, as distances from the right edge (from, to): the characters that
+    differ when both are as long ("699 / 700 W" to "700 / 700 W": three cells), else all of
+    the longer one; a cell to spare each side."""
+    a, b = cell_len(old), cell_len(new)
+    if a != b or a != len(old) or b != len(new):  # moved along, or wide characters
+        return max(a, b) + _SUBTITLE_RIGHT + 2 + _SUBTITLE_SPARE, 0
+    first = next((i for i in range(a) if old[i] != new[i]), a)
+    last = next((i for i in range(a - 1, -1, -1) if old[i] != new[i]), first - 1)
+    right = _SUBTITLE_RIGHT + a  # from the right edge to the first character
+    return right - first + _SUBTITLE_SPARE, max(0, right - last - 1 - _SUBTITLE_SPARE)
+
+
+def _changed_columns(old: Drawing | None, new: Drawing, width: int) -> tuple[int, int]:
+    """The cells (from, to) of each line that can differ between two drawings: only the plot
+    columns whose level moved when the scale and time axis stayed (the newest column, live),
+    else the whole line. Textual then writes just those cells to the terminal."""
+    if (
+        old is None
+        or (old.axis_w, old.rows, old.top, old.time_axis)
+        != (new.axis_w, new.rows, new.top, new.time_axis)
+        or len(old.levels) != len(new.levels)
+    ):
+        return 0, width
+    moved = [i for i, (a, b) in enumerate(zip(old.levels, new.levels, strict=True)) if a != b]
+    if not moved:
+        return 0, width
+    return new.axis_w + moved[0], min(width, new.axis_w + moved[-1] + 1)
 
 
 def style_lines(lines: Sequence[str], axis_w: int, style: str = "cyan") -> Text:
@@ -199,9 +298,11 @@ def render_graph(
     label: Label,
     style: str = "cyan",
     timestamps: Sequence[float] = (),
+    span: float | None = None,
+    peak: bool = False,
 ) -> Text:
     """The whole graph, styled (see ``drawing``)."""
-    graph = drawing(values, width, height, top, interval, label, timestamps)
+    graph = drawing(values, width, height, top, interval, label, timestamps, span, peak)
     return style_lines(graph.lines(label), graph.axis_w, style)
 
 
@@ -214,18 +315,28 @@ class TimeGraph(Widget):
 
     #: Set while the subtitle changes: its refresh repaints the bottom border line only.
     _border_only = False
+    #: The cells a subtitle change touched, counted from the right edge (from, to).
+    _subtitle_change = (0, 0)
 
     def __init__(
-        self, title: str, label: Label, style: str = "cyan", id: str | None = None
+        self,
+        title: str,
+        label: Label,
+        style: str = "cyan",
+        id: str | None = None,
+        peak: bool = False,
     ) -> None:
+        """``peak``: a column of several samples shows their maximum, else their mean."""
         super().__init__(id=id)
         self.border_title = title
         self._label = label
         self._style = style
+        self._peak = peak
         self._values: Values = ()
         self._top = 1.0
         self._interval = 1.0
         self._timestamps: Sequence[float] = ()
+        self._span: float | None = None
         self._subtitle: str | None = None
         #: What was last drawn, its lines, and the size they were drawn for (a new sample is
         #: compared with them before anything is repainted).
@@ -244,25 +355,34 @@ class TimeGraph(Widget):
         interval: float,
         subtitle: str,
         timestamps: Sequence[float] = (),
+        span: float | None = None,
     ) -> None:
-        """Show a new sample; nothing is repainted when it draws the same as the last one."""
+        """Show a new sample; nothing is repainted when it draws the same as the last one.
+
+        ``span``: the seconds the graph shows, in columns that are buckets of time (see
+        ``buckets``); None: one column per value (a series already bucketed).
+        """
         self._values = values
         self._timestamps = timestamps
         self._interval = interval
-        self._top = top if top else self._visible_peak(values)
+        self._span = span
+        self._top = top if top else self._visible_peak(values, span is not None)
         self._set_subtitle(subtitle)
         self._redraw()
 
-    def _visible_peak(self, values: Values) -> float:
-        """A scale for a series without a known maximum: its visible part's peak, plus 10 %."""
+    def _visible_peak(self, values: Values, whole: bool) -> float:
+        """A scale for a series without a known maximum: its visible part's peak (``whole``:
+        all of it, the graph spans its history), plus 10 %."""
         width = self._content_size().width
-        known = [float(v) for v in (values[-width:] if width else values) if v is not None]
+        shown = values if whole or not width else values[-width:]
+        known = [float(v) for v in shown if v is not None]
         peak = max(known, default=0.0)
         return peak * 1.1 if peak > 0 else 1.0
 
     def _set_subtitle(self, subtitle: str) -> None:
         if subtitle == self._subtitle:
             return
+        self._subtitle_change = _subtitle_change(self._subtitle or "", subtitle)
         self._subtitle = subtitle
         self._border_only = True
         try:
@@ -279,6 +399,8 @@ class TimeGraph(Widget):
             self._interval,
             self._label,
             self._timestamps,
+            self._span,
+            self._peak,
         )
 
     def _content_size(self) -> Size:
@@ -298,7 +420,8 @@ class TimeGraph(Widget):
             self.refresh()
             return
         new = self._drawing(size)
-        if new == self._drawn:
+        old_drawing = self._drawn
+        if new == old_drawing:
             return  # the same picture: nothing to repaint (the common case at rest)
         lines = new.lines(self._label)
         old = self._lines
@@ -307,7 +430,8 @@ class TimeGraph(Widget):
         if len(changed) == len(lines):
             self.refresh()
         elif changed:
-            self.refresh(*(Region(0, y, size.width, 1) for y in changed))
+            x0, x1 = _changed_columns(old_drawing, new, size.width)
+            self.refresh(*(Region(x0, y, x1 - x0, 1) for y in changed))
 
     def refresh(
         self,
@@ -321,10 +445,20 @@ class TimeGraph(Widget):
         (Setting ``border_subtitle`` calls a plain ``refresh()``: the whole widget otherwise.)
         """
         if self._border_only and not (regions or layout or recompose) and self.outer_size:
-            # Regions are relative to the content area: the border line lies below it.
+            # Regions are relative to the content area: the border line lies below it. A
+            # subtitle aligned right (the default) changes the line's right end only: the
+            # figures that moved, not the whole line, are written to the terminal.
             offset = self.content_offset
             outer = self.outer_size
-            bottom = Region(-offset.x, outer.height - 1 - offset.y, outer.width, 1)
+            x, end = 0, outer.width
+            # (A subtitle that does not fit is cut by Textual: then the whole line.)
+            if (
+                self.styles.border_subtitle_align == "right"
+                and self._subtitle_change[0] + 2 <= outer.width
+            ):
+                x, end = self._subtitle_change
+                x, end = max(0, outer.width - x), min(outer.width, outer.width - end)
+            bottom = Region(x - offset.x, outer.height - 1 - offset.y, end - x, 1)
             return super().refresh(bottom, repaint=repaint)
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
