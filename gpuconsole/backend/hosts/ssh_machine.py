@@ -154,6 +154,12 @@ def read_files_argv(shell: str = "sh") -> list[str]:
 # session opened, a command started and a session closed (about ten packets and a shell) each.
 # A request is its paths, one a line, then an empty line; the answer is the files in the
 # framing above, then a line ``.`` where a header would come. The loop ends with its stdin.
+# bash writes its standard output line by line (it line-buffers stdout whatever it is), so an
+# answer in that framing left as ~150 writes (5 containers' cgroup files) and sshd sent it in
+# as many packets as it found writes waiting: 5-10 a refresh, each ~0.1 ms of paramiko in this
+# process. The bash server therefore sends each answer as ONE line: ``~``, then the framed
+# files with "\" written "\\" and each newline written "\n", then a newline (one write up to
+# 8 KiB, one packet; ``unescape_answer`` gives back the framing above).
 
 #: The POSIX server: requests until stdin ends, each answer ended by ".".
 READ_FILES_SERVE_POSIX = (
@@ -181,7 +187,8 @@ while :; do
     o+=">$p"$'\n'"#${#c}"$'\n'"$c"
   done
   [[ -n $e ]] || exit 0
-  printf '%s.\n' "$o"
+  o=${o//\\/\\\\}
+  printf '~%s\n' "${o//$'\n'/\\n}"
   o=
 done
 """
@@ -192,10 +199,20 @@ def read_files_serve_argv(shell: str = "sh") -> list[str]:
     return [shell, "-c", READ_FILES_DISPATCH, READ_FILES_SERVE_POSIX, READ_FILES_SERVE_BASH]
 
 
+def unescape_answer(line: bytes | bytearray) -> bytes:
+    """The framed files of the bash server's one-line answer (without its ``~`` and newline):
+    "\\\\" is a backslash and "\\n" a newline, read left to right."""
+    return b"\\".join(part.replace(b"\\n", b"\n") for part in bytes(line).split(b"\\\\"))
+
+
 def answer_end(out: bytes | bytearray, start: int = 0) -> tuple[int, tuple[int, int] | None]:
     """Where a served answer ends: ``(resume, None)`` while it is incomplete (``resume``: a
     frame boundary to scan on from once more has come), else ``(_, (the end of its files, the
-    end of its "." line))``."""
+    end of its "." line))``. The bash server's one-line answer (``~...``) ends at its first
+    newline; its files are ``out[1:end]``, escaped (``unescape_answer``)."""
+    if out[:1] == b"~":
+        nl = out.find(b"\n", max(start, 1))
+        return (len(out), None) if nl < 0 else (nl, (nl, nl + 1))
     i, end = start, len(out)
     while i < end:
         nl = out.find(b"\n", i)
@@ -500,6 +517,8 @@ class _FileServer(_OwnedChannel):
             if found is not None:
                 if found[1] != len(buf):  # more than one answer: out of step, do not reuse
                     self.close()
+                if buf[:1] == b"~":
+                    return unescape_answer(buf[1 : found[0]])
                 return bytes(buf[: found[0]])
             if chan.eof_received or chan.closed:
                 raise EOFError("the read_files server ended")
@@ -1371,4 +1390,5 @@ __all__ = [
     "parse_read_files_output",
     "read_files_argv",
     "read_files_serve_argv",
+    "unescape_answer",
 ]

@@ -401,6 +401,44 @@ def test_read_files_served_by_one_session_across_calls(machine: SshMachine, tmp_
     assert machine.execs - execs == 1, "one new server"
 
 
+def test_read_files_served_answer_comes_in_one_ssh_message(
+    machine: SshMachine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refresh's files (here five of 30 lines, as a host's cgroup files are) come back as one
+    SSH data message, not one per line bash wrote: each message is ~0.1 ms of paramiko in the
+    console, for every host every refresh. Backslashes and backslash-n in the files survive."""
+    from paramiko.common import MSG_CHANNEL_DATA
+
+    files = {
+        tmp_path / f"memory{i}.stat": "".join(f"key_{j} {i * 1000 + j}\\n\\\n" for j in range(30))
+        for i in range(5)
+    }
+    for path, text in files.items():
+        path.write_text(text)
+    (tmp_path / "last").write_text("ends in a backslash\\")
+    paths = [str(p) for p in (*files, tmp_path / "last")]
+    want = {str(p): t for p, t in files.items()} | {str(tmp_path / "last"): "ends in a backslash\\"}
+    assert machine.read_files(paths) == want  # starts the server
+    server = machine._server
+    assert server is not None
+
+    messages: list[int] = []
+    table = paramiko.Transport._channel_handler_table
+    feed = table[MSG_CHANNEL_DATA]
+
+    def counted(chan: paramiko.Channel, m: paramiko.Message) -> None:
+        if chan is server._chan:
+            messages.append(len(m.asbytes()))
+        feed(chan, m)
+
+    monkeypatch.setitem(table, MSG_CHANNEL_DATA, counted)
+    for _ in range(3):
+        messages.clear()
+        assert machine.read_files(paths) == want
+        assert machine._server is server
+        assert len(messages) == 1, f"{len(messages)} messages of {messages} bytes"
+
+
 @pytest.mark.parametrize(
     ("shell", "bash_on_path"),
     [("/bin/dash", False), ("/usr/bin/busybox", False), ("/bin/bash", False), ("/bin/dash", True)],
