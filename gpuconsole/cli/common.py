@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
@@ -116,6 +115,8 @@ def each_host(hosts: Sequence[Host], work: Callable[[Host], T]) -> list[T | Base
             return work(host)
         except Exception as exc:
             return exc
+
+    from concurrent.futures import ThreadPoolExecutor  # not for one host: before ps's window
 
     with ThreadPoolExecutor(max_workers=min(64, len(hosts))) as pool:
         return list(pool.map(guarded, hosts))

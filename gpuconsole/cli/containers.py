@@ -7,8 +7,6 @@ host that did not is named on stderr with its reason, and the exit status is 1 i
 from __future__ import annotations
 
 import argparse
-import json
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from gpuconsole.cli.common import add_host_option, close_all, each_host, err, open_for, print_table
@@ -52,6 +50,9 @@ def ps_rows(host: Host, show_all: bool) -> list[dict[str, Any]]:
     prime = getattr(engine, "prime_stats", None)
     if prime is not None:
         prime()
+    # Imported once the CPU window runs (they cost ~20 ms; the window waits anyway).
+    from concurrent.futures import ThreadPoolExecutor
+
     containers = engine.list_containers(all=show_all)
     running = [c.id for c in containers if c.running]
     measure = getattr(engine, "measured_stats", None)
@@ -111,6 +112,8 @@ def _cmd_ps(hosts: list[Host], args: argparse.Namespace) -> int:
             continue
         rows.extend(result)
     if args.json:
+        import json
+
         print(
             json.dumps(
                 [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], indent=2

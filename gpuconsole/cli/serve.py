@@ -8,8 +8,6 @@ it; everything else goes to stderr. The options of the console itself (``--confi
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,6 +125,8 @@ def is_loopback(address: str) -> bool:
     if address == "localhost":
         return True
     try:
+        import ipaddress
+
         return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
@@ -136,6 +136,8 @@ def url_for(bind: str, port: int, token: str, scheme: str = "http") -> str:
     """The URL to print: the bound address, or this machine's name for a wildcard bind."""
     host = bind
     if bind in ("0.0.0.0", "::", ""):
+        import socket
+
         host = socket.gethostname()
     elif ":" in bind:
         host = f"[{bind}]"
