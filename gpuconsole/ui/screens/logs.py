@@ -32,7 +32,7 @@ from gpuconsole.ui.screens.quiet_focus import QuietFocusScreen
 from gpuconsole.ui.widgets.footer import QuietFooter
 from gpuconsole.ui.widgets.help_panel import HelpPanel
 from gpuconsole.ui.widgets.log_lines import LineSplitter, LogLine, marker
-from gpuconsole.ui.widgets.log_view import STDERR_MARK, LogView
+from gpuconsole.ui.widgets.log_view import STDERR_MARK, LogView, batch_widths
 
 if TYPE_CHECKING:
     from gpuconsole.backend.docker.host import DockerHost
@@ -67,6 +67,8 @@ class LogFollower:
         self.received = 0
         #: Lines that fell out of a full ``pending`` since the screen last took it.
         self.skipped = 0
+        #: ``batch_widths`` of the lines put since the screen last took them.
+        self._widest = self._stamp = 0
         self._queue = threading.Lock()
         self.ended: str | None = None
         self._stop = threading.Event()
@@ -87,19 +89,30 @@ class LogFollower:
             logs.close()
 
     def _put(self, lines: list[LogLine]) -> None:
+        if not lines:
+            return
+        # Measured here, on the reader's thread: the view needs its widest line and stamp
+        # for its scroll width, and a flood's batch is thousands of lines that the event loop
+        # would otherwise measure while a key waits.
+        widest, stamp = batch_widths(lines)
         with self._queue:
             room = self.bound - len(self.pending)
             if len(lines) > room:
                 self.skipped += len(lines) - room
             self.pending.extend(lines)
+            self._widest = max(self._widest, widest)
+            self._stamp = max(self._stamp, stamp)
 
-    def take(self) -> tuple[list[LogLine], int]:
-        """Everything waiting, and how many lines fell out before it (the screen's side)."""
+    def take(self) -> tuple[list[LogLine], int, tuple[int, int]]:
+        """Everything waiting, how many lines fell out before it, and the widths of what
+        waited (``batch_widths``; of the lines that fell out too, which only widens the
+        scroll a little) — the screen's side."""
         with self._queue:
             lines, skipped = list(self.pending), self.skipped
+            widths = (self._widest, self._stamp)
             self.pending.clear()
-            self.skipped = 0
-        return lines, skipped
+            self.skipped = self._widest = self._stamp = 0
+        return lines, skipped, widths
 
     def _finish(self, text: str) -> None:
         self._put([marker(text)])
@@ -263,8 +276,8 @@ class LogsScreen(QuietFocusScreen[None]):
             # A flood (more than a screenful a tick) repaints every row of the view each
             # time: at most FLOOD_TICK apart, which nobody reads faster, and keys stay quick.
             if len(pending) < FLOOD_LINES or now - self._added_at >= FLOOD_TICK:
-                batch, skipped = self.follower.take()
-                self.view.add(batch, skipped)
+                batch, skipped, widths = self.follower.take()
+                self.view.add(batch, skipped, widths)
                 self._added_at = now
         self._show_status()
 

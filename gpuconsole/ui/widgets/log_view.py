@@ -32,6 +32,8 @@ from gpuconsole.ui.widgets.log_lines import LogLine, shown
 GUTTER = 2
 #: Rows kept as drawn (a few screens: each is a Strip, which the garbage collector walks).
 ROWS_KEPT = 256
+#: Lines kept as drawn (segments, before the gutter), for scrolling back and forth.
+BODIES_KEPT = 1024
 STDERR_MARK = "▌"
 
 
@@ -41,6 +43,15 @@ _Body = tuple[list[Segment], int] | Sequence[Strip]
 
 def _cells(text: str) -> int:
     return len(text) if text.isascii() else cell_len(text)
+
+
+def batch_widths(lines: Sequence[LogLine]) -> tuple[int, int]:
+    """(cells of the widest text, characters of the longest stamp) of ``lines`` (not empty).
+    Two passes in C for a batch of plain text (most of them): a flood's batch is thousands of
+    lines."""
+    _, texts, stamps = zip(*lines, strict=True)
+    widest = max(map(len, texts)) if "".join(texts).isascii() else max(map(_cells, texts))
+    return widest, max(map(len, stamps))
 
 
 _K = TypeVar("_K")
@@ -129,9 +140,11 @@ class LogView(ScrollView, can_focus=True):
         #: seqs of the lines that match ``needle``, in order; ``current`` is one of them.
         self.matches: list[int] = []
         self.current: int | None = None
-        self._cache: _Recent[int, _Body] = _Recent(1024)
+        self._cache: _Recent[int, _Body] = _Recent(BODIES_KEPT)
         #: Rows as drawn, by (seq, row within the line), for ``_rows_for`` (width, scroll_x).
         self._rows: _Recent[tuple[int, int], Strip] = _Recent(ROWS_KEPT)
+        #: Caches that ``_forget`` replaced, freed once the frame after it is out.
+        self._stale: list[tuple[_Recent[int, _Body], _Recent[tuple[int, int], Strip]]] = []
         self._rows_for = (0, 0)
         self._styles: dict[str, Style] | None = None
         self._alike: dict[tuple[Style, Style], bool] = {}
@@ -148,10 +161,14 @@ class LogView(ScrollView, can_focus=True):
         """Lines added since the view was created or cleared (kept and dropped)."""
         return self.first + len(self._lines)
 
-    def add(self, lines: Sequence[LogLine], skipped: int = 0) -> None:
+    def add(
+        self, lines: Sequence[LogLine], skipped: int = 0, widths: tuple[int, int] | None = None
+    ) -> None:
         """Append a batch; drop the oldest beyond ``bound``; follow the end if at it.
         ``skipped``: lines that came before the batch but were never handed over (the
-        reader's queue overflowed: the batch alone fills the bound, so every kept line goes)."""
+        reader's queue overflowed: the batch alone fills the bound, so every kept line goes).
+        ``widths``: the batch's ``widths(lines)`` where the caller has it already (the logs
+        screen's reader works it out on its own thread, off the event loop's keys)."""
         if not lines:
             return
         dropped_rows = 0
@@ -160,12 +177,9 @@ class LogView(ScrollView, can_focus=True):
             self.first += skipped
         start = len(self._lines)
         self._lines.extend(lines)
-        _, texts, stamps = zip(*lines, strict=True)
-        # Two passes in C for a batch of plain text (most of them): a flood's batch is
-        # thousands of lines, added on the event loop.
-        widest = max(map(len, texts)) if "".join(texts).isascii() else max(map(_cells, texts))
+        widest, stamp = widths if widths is not None else batch_widths(lines)
         self._max_text = max(self._max_text, widest)
-        self._max_stamp = max(self._max_stamp, max(map(len, stamps)))
+        self._max_stamp = max(self._max_stamp, stamp)
         if self.wrap:
             self._extend_rows(start)
         if self.needle:
@@ -407,9 +421,16 @@ class LogView(ScrollView, can_focus=True):
         self._forget()
 
     def _forget(self) -> None:
-        """Every line's drawing is stale (options, width, styles, search)."""
-        self._cache.clear()
-        self._rows.clear()
+        """Every line's drawing is stale (options, width, styles, search). The drawings are
+        let go of after the next frame, not now: freeing a thousand of them takes longer
+        than drawing the rows on screen again, and a key (``t``, ``w``, a search) would wait
+        for it before its frame (the old caches hold no cycles: see ``_Recent``)."""
+        if self.is_attached and len(self._stale) < 4:  # else freed here, at once
+            self._stale.append((self._cache, self._rows))
+            if len(self._stale) == 1:
+                self.call_after_refresh(self._stale.clear)
+        self._cache = _Recent(BODIES_KEPT)
+        self._rows = _Recent(ROWS_KEPT)
 
     def _forget_line(self, seq: int) -> None:
         """Line ``seq``'s drawing is stale (a match on it came or went)."""
@@ -590,4 +611,4 @@ class LogView(ScrollView, can_focus=True):
 _OVER_SPACES = ("reverse", "underline", "underline2", "strike", "overline", "frame", "encircle")
 
 
-__all__ = ["GUTTER", "STDERR_MARK", "LogView"]
+__all__ = ["GUTTER", "STDERR_MARK", "LogView", "batch_widths"]
