@@ -397,3 +397,49 @@ def test_a_partial_update_writes_only_the_cells_marked_dirty() -> None:
     assert CroppedChopsUpdate(chops, spans, ends).render_segments(console) == "\x1b[1;12H█"
     assert ChopsUpdate(chops, spans, ends).render_segments(console) == "\x1b[1;1H│ 700W┤   ▂█"
     assert isinstance(GpuScreen()._compositor, CroppingCompositor)  # the GPU screen's updates
+
+
+async def test_the_gpu_screen_is_kept_and_shows_the_latest_sample_when_opened_again() -> None:
+    # `g` after `escape` shows the same screen again (composed once: no 8 blocks of graphs
+    # mounted and laid out at every opening), drawn with the samples that came meanwhile.
+    source = SteppedReplay(step=1.0, limit=12)  # idle, then the 20 GiB allocation
+    app = GpuconsoleApp(host_of(FakeHost(), gpu=source), refresh_seconds=60, gpu_interval=0.02)
+    async with app.run_test(size=(180, 50)) as pilot:
+        await until(pilot, lambda: source.calls >= 12, what="12 samples")
+        first = await open_gpu_screen(pilot)
+        memory = first.query_one("#g-mem", TimeGraph)
+        await until(pilot, lambda: "/ 79.6 GiB" in str(memory.border_subtitle), what="memory")
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, GpuScreen), what="escape")
+        source.limit = 40  # on into the matmul while the screen is closed
+        await until(pilot, lambda: source.calls >= 40, what="28 more samples")
+        await pilot.pause(0.2)
+        again = await open_gpu_screen(pilot)
+        assert again is first
+        view = app.gpu_view
+        assert view is not None
+        gpu = view.snapshot.gpus[0]
+        await pilot.pause(0.2)
+        power = again.query_one("#g-pwr", TimeGraph)
+        assert str(power.border_subtitle).startswith(f"{gpu.power_w:.0f} / 700 W")
+        shown = again.query_one(GpuBlock).shown
+        assert shown is not None and shown.snapshot.timestamp == view.snapshot.timestamp
+
+
+async def test_a_jagged_row_is_written_in_one_colour_run() -> None:
+    # A busy GPU's ten minutes are jagged: a row of the graph crosses filled and blank cells by
+    # turns. Blanks between filled cells take the fill's colour (they look the same), so the
+    # row is one colour change written to the terminal, not one per group of cells.
+    async with OneGraph().run_test(size=(60, 12)) as pilot:
+        graph = pilot.app.query_one(TimeGraph)
+        graph.styles.height = 12
+        await pilot.pause()
+        watts = [700.0 if i % 3 else 0.0 for i in range(40)]
+        graph.show(watts, 700, 1.0, "", tuple(map(float, range(40))))
+        await pilot.pause()
+        row = graph.render_line(0)
+        plot = row.text[len("700W┤") :]
+        assert plot[-40:] == "".join(" " if i % 3 == 0 else "█" for i in range(40))
+        styles = [seg.style for seg in row if seg.text.strip()]
+        assert len(styles) == 2  # the scale, dim; the plot, one run in the fill colour
+        assert len(list(row)) <= 4  # and at most the blanks before it and after it

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from gpuconsole.monitor.fleet import Fleet
     from gpuconsole.monitor.host_monitor import HostMonitor
+    from gpuconsole.ui.screens.gpus import GpuScreen
 
 #: How long a fleet's table waits after one host's refresh for the others of the same beat.
 FLEET_COALESCE_S = 0.25
@@ -157,6 +158,7 @@ class ContainersScreen(QuietFocusScreen[None]):
         self._prefetch_timer: Timer | None = None
         self._prefetched_key: str | None = None
         self._details_screen: DetailsScreen | None = None
+        self._gpu_screen: GpuScreen | None = None
         self.with_gpus = with_gpus
         self.pending_select: tuple[str, str] | None = None
         #: Data arrived while another screen covered this one: drawn when it shows again.
@@ -509,7 +511,16 @@ class ContainersScreen(QuietFocusScreen[None]):
             return
         from gpuconsole.ui.screens.gpus import GpuScreen
 
-        self.app.push_screen(GpuScreen())
+        screen = self._gpu_screen
+        if screen is None:
+            # Installed: kept (not removed) when closed, and shown again at the next `g`: its
+            # blocks and graphs are composed once, not mounted and laid out at every opening
+            # and unmounted at every escape.
+            screen = self._gpu_screen = GpuScreen()
+            self.app.install_screen(screen, name=f"gpus-{id(self)}")
+        elif screen in self.app.screen_stack:
+            return
+        self.app.push_screen(screen)
 
     def on_host_down(self, message: HostDown) -> None:
         name = message.host

@@ -20,7 +20,6 @@ crops what Textual would write from a line's start: gpuconsole/ui/cropped_update
 from __future__ import annotations
 
 import math
-import re
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,8 +37,6 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
-_FILLED = re.compile(r"[^ ]+")
-_RUNS = re.compile(r"[^ ]+| +")
 _DIM = Style(dim=True)
 #: Cells between a right-aligned border subtitle's text and the right edge (a blank, a border
 #: cell, the corner), and cells of room to spare either side of a change.
@@ -267,11 +264,23 @@ def _changed_columns(old: Drawing | None, new: Drawing, width: int) -> tuple[int
     return new.axis_w + moved[0], min(width, new.axis_w + moved[-1] + 1)
 
 
+def _filled(line: str, axis_w: int) -> tuple[int, int]:
+    """Where a plot row's filled cells begin and end (begin == end: none)."""
+    body = line[axis_w:]
+    left = len(body) - len(body.lstrip(" "))
+    if left == len(body):
+        return len(line), len(line)
+    return axis_w + left, len(line.rstrip(" "))
+
+
 def style_lines(lines: Sequence[str], axis_w: int, style: str = "cyan") -> Text:
     """A drawing's lines as one Text: scales dim, filled cells in ``style``.
 
-    Blank cells get no style of their own: some SVG renderers strip leading blanks of a styled
-    run, which would slide the graph left in screenshots.
+    A plot row is one styled run from its first filled cell to its last, blanks between them
+    included (a blank looks the same in any foreground colour; a run per group of filled cells
+    made every row of a jagged graph a dozen colour changes written to the terminal). Blanks
+    before and after get no style of their own: some SVG renderers strip leading blanks of a
+    styled run, which would slide the graph left in screenshots.
     """
     spans: list[Span] = []
     offset = 0
@@ -281,10 +290,9 @@ def style_lines(lines: Sequence[str], axis_w: int, style: str = "cyan") -> Text:
             spans.append(Span(offset, offset + len(line), "dim"))
             break
         spans.append(Span(offset, offset + axis_w, "dim"))
-        spans.extend(
-            Span(offset + m.start(), offset + m.end(), style)
-            for m in _FILLED.finditer(line, axis_w)
-        )
+        start, end = _filled(line, axis_w)
+        if start < end:
+            spans.append(Span(offset + start, offset + end, style))
         offset += len(line) + 1
     return Text("\n".join(lines), no_wrap=True, spans=spans)
 
@@ -505,9 +513,12 @@ class TimeGraph(Widget):
         if is_axis:
             return Strip([Segment(line, dim)], len(line))
         fill = base + Style.parse(self._style)
+        start, end = _filled(line, axis_w)
         segments = [Segment(line[:axis_w], dim)]
-        segments.extend(
-            Segment(run.group(), base if run.group()[0] == " " else fill)
-            for run in _RUNS.finditer(line, axis_w)
-        )
+        if start > axis_w:
+            segments.append(Segment(line[axis_w:start], base))
+        if start < end:
+            segments.append(Segment(line[start:end], fill))
+        if end < len(line):
+            segments.append(Segment(line[max(start, end, axis_w) :], base))
         return Strip(segments, len(line))
