@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 from gpuconsole import __version__
 from gpuconsole.cli import containers, gpus, hosts, launch, logs, serve, shell, usage
@@ -19,7 +20,32 @@ from gpuconsole.cli.common import seconds_arg
 GROUPS = (containers, gpus, launch, hosts, logs, shell, serve, usage)
 
 
-def _parser() -> argparse.ArgumentParser:
+#: The top-level options that take a value (the word after them is not the command).
+_VALUED = frozenset({"--config", "--docker-host", "--host", "--gpu-replay", "--gpu-interval"})
+
+
+def _groups_for(argv: Sequence[str]) -> tuple[ModuleType, ...]:
+    """The command groups whose parsers this command line needs: the one that holds its
+    command, else every group (no command, ``--help``, or a word to be told unknown).
+    Building all 16 parsers took ~35 ms (argparse sizes a help formatter and looks up
+    translations for every argument), before ``ps`` could start its CPU window."""
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            break
+        if word.startswith("-"):
+            if word in _VALUED:
+                next(words, None)
+            continue
+        for group in GROUPS:
+            if word in group.COMMANDS:
+                return (group,)
+        break
+    return GROUPS
+
+
+def _parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; given ``argv``, with only the subparsers it needs."""
     parser = argparse.ArgumentParser(
         prog="gpuconsole",
         description="A keyboard-driven console for containers and GPUs, local and over SSH. "
@@ -63,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
         help="GPU sample interval (default 1 s; history keeps 10 minutes)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for group in GROUPS:
+    for group in GROUPS if argv is None else _groups_for(argv):
         group.add_parsers(sub)
     return parser
 
@@ -79,7 +105,11 @@ def _spare_finalization() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    if argv is None:
+        import sys
+
+        argv = sys.argv[1:]
+    parser = _parser(argv)
     args = parser.parse_args(argv)
     from gpuconsole.backend.errors import GpuconsoleError
     from gpuconsole.cli.common import err
